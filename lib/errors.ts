@@ -1,0 +1,82 @@
+/**
+ * Every error ringwire throws comes from this one table: a stable `code`, the built-in class it
+ * extends (so `instanceof RangeError` keeps working), and whether reconnecting can help.
+ * Classes are generated from the table so the list and the classes cannot drift apart.
+ */
+
+const table = {
+  ERR_RING_CORRUPT: { base: Error, retry: false, doc: 'shared memory broke an invariant; the ring is unusable' },
+  ERR_RING_TOO_LARGE: { base: RangeError, retry: false, doc: 'a message is larger than the ring can ever hold' },
+  ERR_RING_CLOSED: { base: Error, retry: false, doc: 'the ring or channel was closed locally' },
+  ERR_PEER_GONE: { base: Error, retry: true, doc: 'the peer disconnected or died' },
+  ERR_HANDSHAKE: { base: Error, retry: false, doc: 'the peer broke the handshake protocol or refused us' },
+  ERR_POLICY: { base: Error, retry: false, doc: 'the peer was refused by policy' },
+  ERR_TIMEOUT: { base: Error, retry: true, doc: 'an operation did not complete in time' },
+  ERR_ABORTED: { base: Error, retry: false, doc: 'the operation was cancelled through an AbortSignal' },
+  ERR_NATIVE: { base: Error, retry: false, doc: 'a system call failed; see errno and syscall' },
+  ERR_ADDON_MISSING: { base: Error, retry: false, doc: 'the native addon is not built or cannot load' },
+  ERR_INVALID_ARG: { base: TypeError, retry: false, doc: 'an argument has the wrong type or shape' },
+  ERR_OUT_OF_RANGE: { base: RangeError, retry: false, doc: 'an argument is outside its allowed range' },
+  ERR_VHOST_PROTOCOL: { base: Error, retry: true, doc: 'a vhost-user front-end sent a malformed or unexpected message' },
+  ERR_VIRTQUEUE_BROKEN: { base: Error, retry: false, doc: 'a virtqueue holds an invalid descriptor or index' },
+  ERR_IVSHMEM_PROTOCOL: { base: Error, retry: true, doc: 'an ivshmem-server or client broke the protocol' },
+} as const satisfies Record<string, { base: ErrorConstructor | RangeErrorConstructor | TypeErrorConstructor; retry: boolean; doc: string }>;
+
+export type ErrorCode = keyof typeof table;
+
+export interface RingwireErrorOptions {
+  cause?: unknown;
+  errno?: number;
+  syscall?: string;
+}
+
+/** Common shape of every ringwire error, whatever built-in class it extends. */
+export interface RingwireError extends Error {
+  readonly code: ErrorCode;
+  /** True when reconnecting or retrying later may succeed. */
+  readonly retryable: boolean;
+  readonly errno?: number;
+  readonly syscall?: string;
+}
+
+type Ctor = new (message: string, options?: RingwireErrorOptions) => RingwireError;
+
+function makeClass(code: ErrorCode): Ctor {
+  const { base, retry } = table[code];
+  const Base = base as ErrorConstructor;
+  const cls = class extends Base {
+    readonly code = code;
+    readonly retryable = retry;
+    errno?: number;
+    syscall?: string;
+    constructor(message: string, options: RingwireErrorOptions = {}) {
+      super(message, options.cause === undefined ? undefined : { cause: options.cause });
+      if (options.errno !== undefined) this.errno = options.errno;
+      if (options.syscall !== undefined) this.syscall = options.syscall;
+    }
+  };
+  Object.defineProperty(cls, 'name', { value: `Ringwire${Base.name}` });
+  Object.defineProperty(cls.prototype, 'name', { value: `Ringwire${Base.name} [${code}]` });
+  return cls as unknown as Ctor;
+}
+
+export const errors = Object.fromEntries(
+  Object.keys(table).map((code) => [code, makeClass(code as ErrorCode)]),
+) as { readonly [K in ErrorCode]: Ctor };
+
+/** Builds the error for `code`; the one way ringwire code creates errors. */
+export function ringwireError(code: ErrorCode, message: string, options?: RingwireErrorOptions): RingwireError {
+  return new errors[code](message, options);
+}
+
+/** True when `err` is a ringwire error, optionally with the given code. */
+export function isRingwireError(err: unknown, code?: ErrorCode): err is RingwireError {
+  if (!(err instanceof Error)) return false;
+  const c = (err as { code?: unknown }).code;
+  return typeof c === 'string' && c in table && (code === undefined || c === code);
+}
+
+/** Documentation of every code, for docs and `ringwire --errors`. */
+export function errorCodes(): ReadonlyArray<{ code: ErrorCode; retryable: boolean; doc: string }> {
+  return (Object.keys(table) as ErrorCode[]).map((code) => ({ code, retryable: table[code].retry, doc: table[code].doc }));
+}

@@ -19,6 +19,7 @@ const table = {
   ERR_OUT_OF_RANGE: { base: RangeError, retry: false, doc: 'an argument is outside its allowed range' },
   ERR_VHOST_PROTOCOL: { base: Error, retry: true, doc: 'a vhost-user front-end sent a malformed or unexpected message' },
   ERR_VIRTQUEUE_BROKEN: { base: Error, retry: false, doc: 'a virtqueue holds an invalid descriptor or index' },
+  ERR_GUEST_MEMORY: { base: RangeError, retry: false, doc: 'a guest address range is not inside one mapped guest memory region' },
   ERR_IVSHMEM_PROTOCOL: { base: Error, retry: true, doc: 'an ivshmem-server or client broke the protocol' },
 } as const satisfies Record<string, { base: ErrorConstructor | RangeErrorConstructor | TypeErrorConstructor; retry: boolean; doc: string }>;
 

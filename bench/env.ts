@@ -1,0 +1,16 @@
+/** The environment a report was measured in; the contract's env plus how it was measured. */
+import { cpus, release } from 'node:os';
+import type { Pinning } from './pin.js';
+import type { Env } from './results.js';
+
+export function captureEnv(extra: { pinning: Pinning; mode: 'quick' | 'full'; repeat: number; timerOverheadNs: number }): Env {
+  const c = cpus();
+  return {
+    node: process.version,
+    cpu: c[0]?.model.trim() ?? 'unknown',
+    cores: c.length,
+    kernel: release(),
+    date: new Date().toISOString(),
+    ...extra,
+  };
+}

@@ -1,0 +1,14 @@
+/**
+ * Every transport the harness knows, in table order. To add one: write bench/peers/<name>.ts
+ * exporting a Transport (see bench/transport.ts) and register it here.
+ */
+import { registerTransport } from '../transport.js';
+import { messageChannel } from './message-channel.js';
+import { tcp } from './tcp.js';
+import { uds } from './uds.js';
+import { workerPostMessage } from './worker-postmessage.js';
+
+registerTransport(uds);
+registerTransport(tcp);
+registerTransport(workerPostMessage);
+registerTransport(messageChannel);

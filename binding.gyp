@@ -5,6 +5,7 @@
       "sources": [
         "addon/addon.cc",
         "addon/args.cc",
+        "addon/fd.cc",
         "addon/region.cc",
         "addon/shared_buffer.cc",
         "addon/eventfd.cc",

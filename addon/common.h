@@ -35,6 +35,7 @@ bool Float64ArrayArg(const Napi::CallbackInfo& info, size_t i, double** data, si
 // unmapped and -ENOMEM returned.
 Napi::Value NewMappedSharedArrayBuffer(Napi::Env env, void* base, size_t dataOffset, size_t length);
 
+void InitFd(Napi::Env env, Napi::Object exports);
 void InitRegion(Napi::Env env, Napi::Object exports);
 void InitEventFd(Napi::Env env, Napi::Object exports);
 void InitPoller(Napi::Env env, Napi::Object exports);

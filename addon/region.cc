@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <string>
 
 #include "common.h"
@@ -96,33 +95,6 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
   return NewMappedSharedArrayBuffer(env, base, static_cast<size_t>(pageOffset), static_cast<size_t>(length));
 }
 
-// close(fd) -> 0 | -errno. EINTR is not retried: on Linux the fd is released even then.
-Napi::Value Close(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd;
-  if (!FdArg(info, 0, &fd)) return NegErrno(env, EINVAL);
-  int r = close(fd);
-  if (r < 0 && errno == EINTR) return Napi::Number::New(env, 0);
-  return SyscallResult(env, r);
-}
-
-// dup(fd) -> new close-on-exec fd | -errno.
-Napi::Value Dup(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd;
-  if (!FdArg(info, 0, &fd)) return NegErrno(env, EINVAL);
-  return SyscallResult(env, fcntl(fd, F_DUPFD_CLOEXEC, 0));
-}
-
-// strerror(errno) -> the C library's description.
-Napi::Value StrError(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int64_t e;
-  if (!IntArg(info, 0, &e) || e < 0 || e > 4095) return Napi::String::New(env, "unknown error");
-  char buf[128];
-  return Napi::String::New(env, strerror_r(static_cast<int>(e), buf, sizeof buf));
-}
-
 }  // namespace
 
 void InitRegion(Napi::Env env, Napi::Object exports) {
@@ -133,9 +105,6 @@ void InitRegion(Napi::Env env, Napi::Object exports) {
   exports.Set("addSeals", Napi::Function::New(env, AddSeals, "addSeals"));
   exports.Set("getSeals", Napi::Function::New(env, GetSeals, "getSeals"));
   exports.Set("mmap", Napi::Function::New(env, Mmap, "mmap"));
-  exports.Set("close", Napi::Function::New(env, Close, "close"));
-  exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
-  exports.Set("strerror", Napi::Function::New(env, StrError, "strerror"));
 }
 
 }  // namespace ringwire

@@ -1,0 +1,82 @@
+/**
+ * EventFdDoorbell: the Doorbell between processes, over an eventfd. ring() adds to the counter;
+ * waiting consumes it. The counter is level-triggered, so a ring() before wait() is never lost and
+ * no prepare() step is needed.
+ *
+ * Concurrency contract: ring() from any process or thread holding the fd. wait()/waitSync()/close()
+ * from the thread that owns this object; several wait() calls may be pending at once and one ring
+ * wakes them all.
+ */
+import type { Doorbell } from './doorbell.js';
+import { ringwireError } from './errors.js';
+import { EventFd, pollTimeout } from './eventfd.js';
+
+interface Waiter {
+  resolve(rung: boolean): void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class EventFdDoorbell implements Doorbell {
+  readonly eventfd: EventFd;
+  #waiters = new Set<Waiter>();
+
+  /** Takes ownership of `eventfd`: close() closes it. */
+  constructor(eventfd: EventFd) {
+    if (!(eventfd instanceof EventFd)) throw ringwireError('ERR_INVALID_ARG', 'EventFdDoorbell needs an EventFd');
+    this.eventfd = eventfd;
+  }
+
+  static create(): EventFdDoorbell {
+    return new EventFdDoorbell(EventFd.create());
+  }
+
+  /** Takes ownership of an eventfd received from a peer. */
+  static fromFd(fd: number): EventFdDoorbell {
+    return new EventFdDoorbell(EventFd.fromFd(fd));
+  }
+
+  get fd(): number {
+    return this.eventfd.fd;
+  }
+
+  ring(): void {
+    this.eventfd.signal(1);
+  }
+
+  wait(timeoutMs: number): Promise<boolean> {
+    const timeout = pollTimeout(timeoutMs);
+    if (this.eventfd.fd < 0) return Promise.reject(ringwireError('ERR_RING_CLOSED', 'doorbell is closed'));
+    if (this.eventfd.drain() > 0) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const waiter: Waiter = { resolve, timer: undefined };
+      if (timeout >= 0) waiter.timer = setTimeout(() => this.#settle(waiter, false), timeout);
+      this.#waiters.add(waiter);
+      if (this.#waiters.size === 1) this.eventfd.onReadable(() => this.#onReadable());
+    });
+  }
+
+  waitSync(timeoutMs: number): boolean {
+    if (this.eventfd.drain() > 0) return true;
+    if (!this.eventfd.waitSync(timeoutMs)) return false;
+    this.eventfd.drain();
+    return true;
+  }
+
+  /** Resolves pending waits with false and closes the eventfd. Idempotent. */
+  close(): void {
+    for (const w of [...this.#waiters]) this.#settle(w, false);
+    this.eventfd.close();
+  }
+
+  #onReadable(): void {
+    if (this.eventfd.drain() === 0) return;
+    for (const w of [...this.#waiters]) this.#settle(w, true);
+  }
+
+  #settle(waiter: Waiter, rung: boolean): void {
+    if (!this.#waiters.delete(waiter)) return;
+    clearTimeout(waiter.timer);
+    if (this.#waiters.size === 0 && this.eventfd.fd >= 0) this.eventfd.offReadable();
+    waiter.resolve(rung);
+  }
+}

@@ -14,6 +14,7 @@ const table = {
   ERR_TIMEOUT: { base: Error, retry: true, doc: 'an operation did not complete in time' },
   ERR_ABORTED: { base: Error, retry: false, doc: 'the operation was cancelled through an AbortSignal' },
   ERR_NATIVE: { base: Error, retry: false, doc: 'a system call failed; see errno and syscall' },
+  ERR_MSG_TRUNCATED: { base: Error, retry: false, doc: 'a received message or its fds did not fit (MSG_TRUNC/MSG_CTRUNC); the fds that did arrive were closed' },
   ERR_ADDON_MISSING: { base: Error, retry: false, doc: 'the native addon is not built or cannot load' },
   ERR_INVALID_ARG: { base: TypeError, retry: false, doc: 'an argument has the wrong type or shape' },
   ERR_OUT_OF_RANGE: { base: RangeError, retry: false, doc: 'an argument is outside its allowed range' },

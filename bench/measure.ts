@@ -71,15 +71,22 @@ export class PingPongRecorder implements PingPongRun {
       highestTrackableValue: 3_600_000_000_000,
       numberOfSignificantValueDigits: 3,
     });
-    for (let i = 0; i < this.#count; i++) h.recordValue(Math.max(1, Math.round(this.#rtts[i]!)));
-    const us = (ns: number): number => ns / 1000;
+    let max = 0;
+    for (let i = 0; i < this.#count; i++) {
+      const ns = this.#rtts[i]!;
+      if (ns > max) max = ns;
+      h.recordValue(Math.max(1, Math.round(ns)));
+    }
+    // The histogram answers with the top of a bucket (3 significant digits), which can exceed the
+    // largest sample; cap it there so no percentile reads above the max.
+    const at = (p: number): number => Math.min(h.getValueAtPercentile(p), max) / 1000;
     return {
       samples: this.#count,
-      p50Us: us(h.getValueAtPercentile(50)),
-      p90Us: us(h.getValueAtPercentile(90)),
-      p99Us: us(h.getValueAtPercentile(99)),
-      p999Us: us(h.getValueAtPercentile(99.9)),
-      maxUs: us(h.maxValue),
+      p50Us: at(50),
+      p90Us: at(90),
+      p99Us: at(99),
+      p999Us: at(99.9),
+      maxUs: max / 1000,
     };
   }
 }

@@ -28,8 +28,8 @@ function text(x: number, y: number, s: string, attrs = ''): string {
 /** Maps [lo, hi] (whole decades around the data) onto a pixel range, logarithmically. */
 function logScale(values: number[], p0: number, p1: number): { at: (v: number) => number; ticks: number[] } {
   const pos = values.filter((v) => v > 0 && Number.isFinite(v));
-  const lo = Math.floor(Math.log10(Math.min(...pos, 1)));
-  const hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(...pos, 10))));
+  const lo = Math.floor(Math.log10(Math.min(...pos)));
+  const hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(...pos))));
   const at = (v: number): number => p0 + ((Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo)) * (p1 - p0);
   const ticks: number[] = [];
   for (let e = lo; e <= hi; e++) ticks.push(10 ** e);

@@ -57,7 +57,13 @@ export interface SplitQueueDeviceOptions {
   base?: number;
   /** Current used idx; default: read from the used ring, where a previous backend left it. */
   usedIndex?: number;
-  /** Longest chain accepted, counting direct and indirect descriptors. Default: the queue size (2.7.5.3.1: "A driver MUST NOT create a descriptor chain longer than the Queue Size of the device"). */
+  /**
+   * Most buffers accepted in one chain. Default: the larger of the queue size and 1024.
+   * 2.7.5.3.1 says "A driver MUST NOT create a descriptor chain longer than the Queue Size of the
+   * device", but QEMU's own device side bounds an indirect table only by its length and a chain by
+   * 1024 buffers (VIRTQUEUE_MAX_SIZE), so the strict cap could refuse chains real guests send.
+   * Independently of this, a walk that visits more descriptors than its table holds is a loop.
+   */
   maxChainLength?: number;
 }
 
@@ -95,7 +101,7 @@ export class SplitQueueDevice {
     this.#mask = size - 1;
     this.eventIdx = options.eventIdx ?? false;
     this.#indirect = options.indirect ?? true;
-    this.#maxChain = options.maxChainLength ?? size;
+    this.#maxChain = options.maxChainLength ?? Math.max(size, 1024);
     if (!Number.isInteger(this.#maxChain) || this.#maxChain < 1) {
       throw ringwireError('ERR_OUT_OF_RANGE', `maxChainLength must be a positive integer, got ${this.#maxChain}`);
     }
@@ -247,8 +253,9 @@ export class SplitQueueDevice {
 
   /**
    * Walks one chain: direct descriptors linked by NEXT, optionally ending in one INDIRECT
-   * descriptor whose table is walked from entry 0 (2.7.5.3). Bounded by maxChainLength steps, which
-   * is also what stops loops (2.7.5.2: loops "are forbidden"; 2.7.5.3.1 caps the length).
+   * descriptor whose table is walked from entry 0 (2.7.5.3). 2.7.5.2 forbids loops; a walk that
+   * takes more steps in a table than the table has entries must have revisited one, so the number
+   * of steps, and with it the work done on hostile input, is bounded by the table sizes.
    */
   #walk(head: number): DescriptorChain {
     const readable: Uint8Array[] = [];
@@ -260,8 +267,8 @@ export class SplitQueueDevice {
     let inIndirect = false;
     let idx = head;
     for (let steps = 1; ; steps++) {
-      if (steps > this.#maxChain) this.#fail(`chain at head ${head} is longer than ${this.#maxChain} descriptors (a loop?)`);
       if (idx >= tableLen) this.#fail(`chain at head ${head} links to descriptor ${idx}, table has ${tableLen}`);
+      if (steps > tableLen) this.#fail(`chain at head ${head} visits more than the ${tableLen} descriptors of its ${inIndirect ? 'indirect' : 'ring'} table (a loop)`);
       const off = idx * DESC_SIZE;
       const lo = table.getUint32(off + DESC_ADDR, true);
       const hi = table.getUint32(off + DESC_ADDR + 4, true);
@@ -283,6 +290,7 @@ export class SplitQueueDevice {
         tableLen = len / DESC_SIZE;
         inIndirect = true;
         idx = 0;
+        steps = 0;
         continue;
       }
       const view = this.#memory.lookup('guest-physical', addr, len);
@@ -298,6 +306,7 @@ export class SplitQueueDevice {
       }
       // 2.7.5.2: a chain is at most 2^32 bytes in total.
       if (readableBytes + writableBytes > TWO_POW_32) this.#fail(`head ${head}: chain is longer than 2^32 bytes`);
+      if (readable.length + writable.length > this.#maxChain) this.#fail(`head ${head}: chain has more than ${this.#maxChain} buffers`);
       if (!(flags & VIRTQ_DESC_F_NEXT)) break;
       idx = next;
     }

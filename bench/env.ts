@@ -1,5 +1,5 @@
 /** The environment a report was measured in; the contract's env plus how it was measured. */
-import { cpus, release } from 'node:os';
+import { cpus, loadavg, release } from 'node:os';
 import type { Pinning } from './pin.js';
 import type { Env } from './results.js';
 
@@ -11,6 +11,8 @@ export function captureEnv(extra: { pinning: Pinning; mode: 'quick' | 'full'; re
     cores: c.length,
     kernel: release(),
     date: new Date().toISOString(),
+    // Other work on the machine moves every figure; this says how much there was when we started.
+    loadAvg1m: Math.round(loadavg()[0]! * 100) / 100,
     ...extra,
   };
 }

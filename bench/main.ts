@@ -37,6 +37,10 @@ async function main(): Promise<number> {
   const pinning = setUpPinning(opts.pin);
   const env = captureEnv({ pinning, mode: opts.quick ? 'quick' : 'full', repeat: opts.repeat, timerOverheadNs: timerOverheadNs() });
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
+  if ((env.loadAvg1m as number) >= 1) {
+    log(`warning: load average ${env.loadAvg1m}: other work shares these cores, so figures are noisy` +
+      (pinning.used ? '; a pinned side waits behind it on its core, so compare with --no-pin' : ''));
+  }
   const started = Date.now();
   const { measurements, failures } = await runAll(transports, opts, pinning.peerCore, log);
   const report: Report = { env, results: aggregate(measurements) };

@@ -39,7 +39,7 @@ function pingpongTable(all: readonly ResultRow[], rows: readonly ResultRow[]): s
     ['transport', 'p50 µs', 'p90', 'p99', 'p99.9', 'max', 'samples', `p50 vs ${BASELINE}`, `p99 vs ${BASELINE}`, 'p50 runs min..max'],
     rows.map((r) => [
       r.transport, fmt(r.rttP50Us), fmt(r.rttP90Us), fmt(r.rttP99Us), fmt(r.rttP999Us), fmt(r.rttMaxUs),
-      fmt(r.samples), ratio(ratioToBaseline(all, r, 'rttP50Us')), ratio(ratioToBaseline(all, r, 'rttP99Us')),
+      r.samples === undefined ? '—' : String(Math.round(r.samples)), ratio(ratioToBaseline(all, r, 'rttP50Us')), ratio(ratioToBaseline(all, r, 'rttP99Us')),
       `${fmt(r.runs.min)}..${fmt(r.runs.max)} (${r.runs.n})`,
     ]),
   );

@@ -1,6 +1,6 @@
 /**
- * `ringwire/virtio`: guest memory translation and split virtqueues (device and driver sides).
- * The vhost-user wire layer is exported from here too once it lands; see docs/virtio.md.
+ * `ringwire/virtio`: guest memory translation, split virtqueues (device and driver sides) and the
+ * vhost-user wire layer (no I/O). See docs/virtio.md.
  */
 export { GuestMemory, toU64 } from './memory.js';
 export type { AddressSpace, GuestAddress, GuestMemoryRegion, GuestMemoryRegionInit } from './memory.js';
@@ -14,3 +14,5 @@ export { SplitQueueDevice } from './split-queue.js';
 export type { DescriptorChain, SplitQueueDeviceOptions } from './split-queue.js';
 export { SplitQueueDriver } from './split-driver.js';
 export type { GuestBuffer, SplitQueueDriverOptions, UsedElement } from './split-driver.js';
+export * from './vhost-user/protocol.js';
+export * from './vhost-user/payloads.js';

@@ -18,12 +18,24 @@ export interface Failure {
 
 type Log = (line: string) => void;
 
+/** Fails a measurement that outlives its budget by far, so a hung peer cannot hang the whole run. */
+function watchdog<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${Math.round(ms / 1000)} s`)), ms);
+  });
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+}
+
+/** Slack on top of a measurement's own budget: peer start-up, a slow first message, Benchmark.js calibration. */
+const SLACK_MS = 30_000;
+
 async function measurePeer(t: Transport, peer: Peer, opts: Options, log: Log, out: Measurement[]): Promise<void> {
   const sizes = opts.sizes.filter((s) => t.maxSize === undefined || s <= t.maxSize);
   if (peer.pingpong) {
     for (const size of sizes) {
       const rec = new PingPongRecorder(opts.pingpong);
-      await peer.pingpong(size, rec);
+      await watchdog(`${t.name} pingpong ${formatSize(size)}`, opts.pingpong.maxMs + SLACK_MS, peer.pingpong(size, rec));
       const latency = rec.summary();
       out.push({ transport: t.name, pattern: 'pingpong', size, latency });
       log(`  ${t.name} pingpong ${formatSize(size)}: p50 ${latency.p50Us.toFixed(2)} µs (${latency.samples} samples)`);
@@ -31,10 +43,11 @@ async function measurePeer(t: Transport, peer: Peer, opts: Options, log: Log, ou
   }
   for (const [pattern, prepare] of Object.entries(peer.streams ?? {})) {
     for (const size of sizes) {
-      const handle = await prepare(size, burstCount(size));
+      const what = `${t.name} ${pattern} ${formatSize(size)}`;
+      const handle = await watchdog(what, SLACK_MS, prepare(size, burstCount(size)));
       if (!handle) continue;
       try {
-        const r = await measureBursts(`${t.name} ${pattern} ${size}`, handle.burst, opts.bursts);
+        const r = await watchdog(what, opts.bursts.maxTime * 10_000 + SLACK_MS, measureBursts(what, handle.burst, opts.bursts));
         const msgsPerSec = r.burstsPerSec * handle.messagesPerBurst;
         out.push({ transport: t.name, pattern, size, rate: { msgsPerSec, rmePct: r.rmePct } });
         log(`  ${t.name} ${pattern} ${formatSize(size)}: ${(msgsPerSec / 1e6).toFixed(3)} M msgs/s ±${r.rmePct.toFixed(1)}%`);
@@ -63,14 +76,16 @@ export async function runAll(
       let peer: Peer | undefined;
       const started = Date.now();
       try {
-        peer = await t.open({ peerCore, tempDir });
+        peer = await watchdog(`${t.name} open`, SLACK_MS, t.open({ peerCore, tempDir }));
         await measurePeer(t, peer, opts, log, measurements);
       } catch (err) {
         broken.add(t.name);
         failures.push({ transport: t.name, message: err instanceof Error ? err.message : String(err) });
         log(`  ${t.name} FAILED: ${err instanceof Error ? err.message : String(err)}`);
       } finally {
-        await peer?.close();
+        await watchdog(`${t.name} close`, SLACK_MS, peer?.close() ?? Promise.resolve()).catch((err: unknown) => {
+          failures.push({ transport: t.name, message: `close: ${err instanceof Error ? err.message : String(err)}` });
+        });
         rmSync(tempDir, { recursive: true, force: true });
       }
       log(`  ${t.name}: ${((Date.now() - started) / 1000).toFixed(1)} s`);

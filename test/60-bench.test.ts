@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, QUICK_SIZES, UsageError } from '../bench/cli.js';
 import { PingPongRecorder } from '../bench/measure.js';
 import { aggregate, ratioToBaseline, type Measurement } from '../bench/results.js';
+import { runAll } from '../bench/run.js';
+import type { Peer, Transport } from '../bench/transport.js';
 import { Children, makeTempDir, withTimeout } from './helpers.js';
 
 const mainJs = fileURLToPath(new URL('../bench/main.js', import.meta.url));
@@ -77,6 +79,43 @@ test('aggregate: medians over runs, spread of the main figure, nulls where a pat
   assert.is(ratioToBaseline(rows, rows.find((r) => r.transport === 'fast' && r.pattern === 'pingpong')!, 'rttP50Us'), 0.1);
   assert.is(ratioToBaseline(rows, fastStream, 'msgsPerSec'), 7);
   assert.is(ratioToBaseline(rows, rows.find((r) => r.size === 4096)!, 'msgsPerSec'), null, 'no baseline at that size');
+});
+
+/** An in-process peer that answers on the next turn of the event loop: exercises the plug-in contract only. */
+function immediatePeer(): Peer {
+  return {
+    async pingpong(_size, run) {
+      for (;;) {
+        const t0 = process.hrtime.bigint();
+        await new Promise((r) => setImmediate(r));
+        if (!run.record(t0, process.hrtime.bigint())) return;
+      }
+    },
+    streams: {
+      stream: async (_size, count) => ({ messagesPerBurst: count, burst: () => new Promise((r) => setImmediate(r)), close: async () => undefined }),
+      'stream-never': async () => null,
+    },
+    close: async () => undefined,
+  };
+}
+
+test('runAll: plug-in transports are measured per size and pattern, repeated, and a failing one is reported', async () => {
+  let closes = 0;
+  const uds: Transport = { name: 'uds', distance: 'thread', description: 'fake baseline', open: async () => immediatePeer() };
+  const broken: Transport = {
+    name: 'broken', distance: 'thread', description: 'fails', open: async () => ({
+      pingpong: async () => { throw new Error('peer fell over'); },
+      close: async () => { closes++; },
+    }),
+  };
+  const opts = { ...parseArgs(['--quick', '--sizes', '8,64', '--repeat', '2']), pingpong: { warmup: 2, samples: 50, maxMs: 500 }, bursts: { maxTime: 0.05, minSamples: 2 } };
+  const { measurements, failures } = await withTimeout('runAll', 30_000, () => runAll([uds, broken], opts, undefined, () => undefined));
+  assert.equal(failures, [{ transport: 'broken', message: 'peer fell over' }]);
+  assert.is(closes, 1, 'a failed transport is closed once and not retried in later runs');
+  const rows = aggregate(measurements);
+  assert.equal(rows.map((r) => `${r.pattern}/${r.size}/${r.runs.n}`), ['pingpong/8/2', 'pingpong/64/2', 'stream/8/2', 'stream/64/2']);
+  assert.ok(rows.every((r) => r.transport === 'uds'));
+  assert.is(rows[0]!.samples, 50);
 });
 
 function runBench(args: string[], children: Children): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -58,6 +58,7 @@ const EPROTOTYPE = 91;
 const EADDRINUSE = 98;
 /** sizeof(sockaddr_un.sun_path). */
 const SUN_PATH = 108;
+const wrapAccepted = Symbol('wrapAccepted');
 /** Messages handled per loop wake-up before yielding to other work. */
 const READ_BUDGET = 64;
 
@@ -345,8 +346,8 @@ export class FdSocket extends EventEmitter {
     });
   }
 
-  /** @internal Used by FdServer for accepted connections. */
-  static accepted(fd: number, opts: Required<FdSocketOptions>): FdSocket {
+  /** FdServer's way to wrap an accepted connection; module-private. */
+  static [wrapAccepted](fd: number, opts: Required<FdSocketOptions>): FdSocket {
     return new FdSocket(fd, opts);
   }
 }
@@ -456,7 +457,7 @@ export class FdServer extends EventEmitter {
       if (fd < 0) continue; // the connecting peer gave up (ECONNABORTED and the like): serve the next
       let sock: FdSocket;
       try {
-        sock = FdSocket.accepted(fd, this.#socketOpts);
+        sock = FdSocket[wrapAccepted](fd, this.#socketOpts);
       } catch (err) {
         addon.close(fd);
         this.emit('error', err);

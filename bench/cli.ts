@@ -1,5 +1,6 @@
 /** Command-line options of `npm run bench`; parsing is pure so the test can check it. */
 import type { BurstBudget, PingPongBudget } from './measure.js';
+import type { PinMode } from './pin.js';
 
 export interface Options {
   quick: boolean;
@@ -8,7 +9,7 @@ export interface Options {
   only?: string[];
   sizes: number[];
   repeat: number;
-  pin: boolean;
+  pin: PinMode;
   list: boolean;
   help: boolean;
   pingpong: PingPongBudget;
@@ -25,7 +26,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --only a,b       measure only these transports (uds is always kept as the baseline)
   --sizes 64,4096  message sizes in bytes (default: ${FULL_SIZES.join(', ')}; --quick: ${QUICK_SIZES.join(', ')})
   --repeat N       run everything N times, interleaved; rows carry min/median/max over runs
-  --no-pin         do not pin the harness and its peers to separate cores
+  --pin            pin the harness and its peers to separate cores even when other work keeps them busy
+  --no-pin         never pin (default: pin when taskset, 2 cores and idle cores are there)
   --list           list the registered transports and exit`;
 
 export class UsageError extends Error {}
@@ -37,7 +39,7 @@ function positiveInt(flag: string, v: string | undefined, max: number): number {
 }
 
 export function parseArgs(argv: readonly string[]): Options {
-  let quick = false, pin = true, list = false, help = false, repeat = 1;
+  let quick = false, pin: PinMode = 'auto', list = false, help = false, repeat = 1;
   let json: string | undefined, svg: string | undefined, only: string[] | undefined, sizes: number[] | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -48,7 +50,8 @@ export function parseArgs(argv: readonly string[]): Options {
     };
     switch (a) {
       case '--quick': quick = true; break;
-      case '--no-pin': pin = false; break;
+      case '--pin': pin = 'on'; break;
+      case '--no-pin': pin = 'off'; break;
       case '--list': list = true; break;
       case '--help': case '-h': help = true; break;
       case '--json': json = value(); break;

@@ -3,7 +3,7 @@ import { cpus, loadavg, release } from 'node:os';
 import type { Pinning } from './pin.js';
 import type { Env } from './results.js';
 
-export function captureEnv(extra: { pinning: Pinning; mode: 'quick' | 'full'; repeat: number; timerOverheadNs: number }): Env {
+export function captureEnv(extra: { pinning: Pinning; busyCores: number; mode: 'quick' | 'full'; repeat: number; timerOverheadNs: number }): Env {
   const c = cpus();
   return {
     node: process.version,

@@ -7,7 +7,7 @@ import { parseArgs, USAGE, UsageError, type Options } from './cli.js';
 import { captureEnv } from './env.js';
 import { timerOverheadNs } from './measure.js';
 import './peers/index.js';
-import { setUpPinning } from './pin.js';
+import { busyCores, setUpPinning } from './pin.js';
 import { aggregate, type Report } from './results.js';
 import { runAll } from './run.js';
 import { renderSvg } from './svg.js';
@@ -34,13 +34,11 @@ async function main(): Promise<number> {
     return 0;
   }
   const transports = choose(opts);
-  const pinning = setUpPinning(opts.pin);
-  const env = captureEnv({ pinning, mode: opts.quick ? 'quick' : 'full', repeat: opts.repeat, timerOverheadNs: timerOverheadNs() });
+  const busy = await busyCores();
+  const pinning = setUpPinning(opts.pin, busy);
+  const env = captureEnv({ pinning, busyCores: busy, mode: opts.quick ? 'quick' : 'full', repeat: opts.repeat, timerOverheadNs: timerOverheadNs() });
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
-  if ((env.loadAvg1m as number) >= 1) {
-    log(`warning: load average ${env.loadAvg1m}: other work shares these cores, so figures are noisy` +
-      (pinning.used ? '; a pinned side waits behind it on its core, so compare with --no-pin' : ''));
-  }
+  if (busy >= 0.5) log(`warning: other work kept ${busy} cores busy just before the run, so figures are noisy`);
   const started = Date.now();
   const { measurements, failures } = await runAll(transports, opts, pinning.peerCore, log);
   const report: Report = { env, results: aggregate(measurements) };

@@ -59,7 +59,7 @@ function streamTable(all: readonly ResultRow[], rows: readonly ResultRow[]): str
 export function formatReport(report: Report): string {
   const out: string[] = [];
   const env = report.env;
-  const load = env.loadAvg1m === undefined ? '' : ` | load ${String(env.loadAvg1m)}`;
+  const load = env.busyCores === undefined ? '' : ` | other work: ${String(env.busyCores)} cores busy`;
   out.push(`node ${env.node} | ${env.cpu} | ${env.cores} cores | linux ${env.kernel} | ${env.date}${load}`);
   const pin = env.pinning as { used?: boolean; mainCore?: number; peerCore?: number; reason?: string } | undefined;
   if (pin) out.push(pin.used ? `pinned: harness on core ${pin.mainCore}, peers on core ${pin.peerCore}` : `not pinned: ${pin.reason}`);

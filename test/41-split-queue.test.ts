@@ -204,7 +204,8 @@ test('kick suppression: avail_event and NO_NOTIFY are published and the driver o
     s.device.pushUsed(s.device.pop()!.head, 0);
     s.driver.popUsed();
     s.driver.add([{ addr: DATA, len: 1 }], []);
-    // Without EVENT_IDX the flag stops the kick; with it, avail_event (still 1) is not crossed by 1 -> 2.
+    // Without EVENT_IDX the flag stops the kick; with it, avail_event stayed at 0 (pop did not advance
+    // it while disabled), and moving idx from 1 to 2 does not cross it.
     assert.is(s.driver.publish(), false, `eventIdx=${eventIdx}: no kick while the device polls`);
     assert.is(s.device.enableKickNotifications(), true, 'the re-check finds the buffer added meanwhile');
     assert.is(dv.getUint16(usedOff, true), 0);

@@ -1,0 +1,105 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createThreadRing, openConsumer, openProducer } from '../lib/thread-ring.js';
+import { MpscConsumer, MpscProducer } from '../lib/mpsc.js';
+import { PW } from '../lib/layout.js';
+import { prng, testSeed } from './helpers.js';
+
+const seed = testSeed();
+
+function ring(capacity: number, producers: number, abandonTimeoutMs = 1000): { ps: MpscProducer[]; c: MpscConsumer; ctl: Int32Array } {
+  const d = createThreadRing(capacity, 'mpsc');
+  return {
+    ps: Array.from({ length: producers }, () => openProducer(d) as MpscProducer),
+    c: openConsumer(d, { abandonTimeoutMs }) as MpscConsumer,
+    ctl: new Int32Array(d.producer),
+  };
+}
+
+test('interleaved producers: per-producer order, bytes and types survive random schedules', () => {
+  const r = prng(seed);
+  for (const capacity of [64, 256, 4096]) {
+    const { ps, c } = ring(capacity, 3);
+    const sent = ps.map(() => [] as Uint8Array[]);
+    const open = ps.map(() => null as { off: number; bytes: Uint8Array } | null);
+    const got = ps.map(() => 0);
+    let unreleased = 0;
+    for (let step = 0; step < 30000; step++) {
+      const who = r.int(0, 2);
+      const p = ps[who]!;
+      const op = r.next();
+      if (op < 0.35) {
+        if (open[who]) continue;
+        const len = r.next() < 0.05 ? r.int(0, p.maxMessageSize) : r.int(1, Math.min(40, p.maxMessageSize));
+        const bytes = r.bytes(len);
+        if (len > 0) bytes[0] = sent[who]!.length & 0xff;
+        const off = p.claim(len, who);
+        if (off >= 0) open[who] = { off, bytes };
+      } else if (op < 0.55) {
+        const o = open[who];
+        if (!o) continue;
+        p.data.set(o.bytes, o.off);
+        p.commit();
+        sent[who]!.push(o.bytes);
+        open[who] = null;
+      } else if (op < 0.9) {
+        const len = c.read();
+        if (len < 0) continue;
+        unreleased++;
+        const from = c.type;
+        assert.ok(from < 3, `type ${from}`);
+        const want = sent[from]![got[from]!];
+        assert.ok(want, `producer ${from} message ${got[from]} was never committed`);
+        assert.equal(c.data.slice(c.offset, c.offset + len), want);
+        got[from]!++;
+      } else if (unreleased) {
+        c.release();
+        unreleased = 0;
+      }
+    }
+    assert.ok(got.reduce((a, b) => a + b, 0) > 1000, `too few messages moved at capacity ${capacity}`);
+    assert.is(c.stats().abandoned, 0);
+  }
+});
+
+test('a reservation never marked (writer died right after its CAS) is skipped after the timeout', async () => {
+  const { ps, c, ctl } = ring(1024, 2, 20);
+  const [a, b] = ps as [MpscProducer, MpscProducer];
+  assert.ok(a.send(new Uint8Array([1])));
+  // A producer that won its CAS for 32 bytes and died before writing anything.
+  Atomics.add(ctl, PW.tail, 32);
+  assert.ok(b.send(new Uint8Array([2, 2])));
+  assert.equal([...c.receive()!], [1]);
+  assert.is(c.receive(), null, 'the dead reservation blocks until the timeout');
+  assert.ok(await c.waitForData({ timeoutMs: 2000 }));
+  assert.equal([...c.receive()!], [2, 2]);
+  assert.is(c.stats().abandoned, 1);
+  assert.ok(a.send(new Uint8Array(500)), 'the skipped space is returned to producers');
+});
+
+test('a reservation marked but never committed is skipped by its size', async () => {
+  const { ps, c } = ring(1024, 2, 20);
+  const [a, b] = ps as [MpscProducer, MpscProducer];
+  const off = a.claim(40, 0);
+  assert.ok(off >= 0);
+  assert.ok(b.send(new Uint8Array([9]), 1));
+  assert.is(c.read(), -1);
+  assert.ok(await c.waitForData({ timeoutMs: 2000 }));
+  assert.is(c.read(), 1);
+  assert.is(c.type, 1);
+  c.release();
+  assert.is(c.stats().abandoned, 1);
+});
+
+test('full is back-pressure for every producer, and space returns after release', () => {
+  const { ps, c } = ring(256, 2);
+  const [a, b] = ps as [MpscProducer, MpscProducer];
+  let n = 0;
+  while ((n % 2 ? b : a).send(new Uint8Array(24))) n++;
+  assert.is(n, 8);
+  assert.is(b.claim(24), -1);
+  assert.ok(c.receive());
+  assert.ok(b.send(new Uint8Array(24)));
+});
+
+test.run();

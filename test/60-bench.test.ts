@@ -2,10 +2,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, QUICK_SIZES, UsageError } from '../bench/cli.js';
 import { PingPongRecorder } from '../bench/measure.js';
+import { busyCores, setUpPinning } from '../bench/pin.js';
 import { aggregate, ratioToBaseline, type Measurement } from '../bench/results.js';
 import { runAll } from '../bench/run.js';
 import type { Peer, Transport } from '../bench/transport.js';
@@ -30,6 +32,18 @@ test('parseArgs: quick defaults, repeat, only, and typed usage errors', () => {
   assert.throws(() => parseArgs(['--json']), (e: unknown) => e instanceof UsageError);
   assert.throws(() => parseArgs(['--sizes', '64,x']), (e: unknown) => e instanceof UsageError);
   assert.throws(() => parseArgs(['--fast']), (e: unknown) => e instanceof UsageError);
+  assert.is(parseArgs([]).pin, 'auto');
+  assert.is(parseArgs(['--pin']).pin, 'on');
+  assert.is(parseArgs(['--no-pin']).pin, 'off');
+});
+
+test('pinning: off when asked, and auto declines on busy cores with the reason recorded', async () => {
+  assert.equal(setUpPinning('off', 0), { used: false, reason: 'disabled with --no-pin' });
+  const busy = setUpPinning('auto', 1.5);
+  assert.is(busy.used, false);
+  assert.match(busy.reason ?? '', cpus().length < 2 ? /fewer than 2 cores/ : /1.5 cores busy/);
+  const measured = await busyCores(50);
+  assert.ok(measured >= 0 && measured <= 64, `busyCores ${measured}`);
 });
 
 test('PingPongRecorder: warm-up is discarded, sampling stops at the count, percentiles and max hold', () => {

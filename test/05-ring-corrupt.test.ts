@@ -1,0 +1,119 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createThreadRing, openConsumer, openProducer, type ThreadRingDescriptor } from '../lib/thread-ring.js';
+import { isRingwireError } from '../lib/errors.js';
+import { CW, PRODUCER_DATA, PW } from '../lib/layout.js';
+import type { RingConsumer, RingProducer } from '../lib/ring-types.js';
+import { prng, testSeed } from './helpers.js';
+
+const seed = testSeed();
+
+function expectCorrupt(fn: () => unknown, what: string): void {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(isRingwireError(err, 'ERR_RING_CORRUPT'), `${what}: expected ERR_RING_CORRUPT, got ${String(err)}`);
+    return;
+  }
+  assert.unreachable(`${what}: no error`);
+}
+
+function loaded(kind: 'spsc' | 'mpsc', capacity = 1024): { d: ThreadRingDescriptor; p: RingProducer; c: RingConsumer } {
+  const d = createThreadRing(capacity, kind);
+  const p = openProducer(d);
+  const c = openConsumer(d, { abandonTimeoutMs: 0 });
+  for (let i = 0; i < 10; i++) assert.ok(p.send(new Uint8Array(i * 3).fill(i), i));
+  return { d, p, c };
+}
+
+test('attach rejects bad magic, version, kind and capacity', () => {
+  const cases: [string, (d: ThreadRingDescriptor) => void][] = [
+    ['magic', (d) => { new Int32Array(d.producer)[PW.magic] = 0x1234; }],
+    ['version', (d) => { new Uint16Array(d.producer)[2] = 99; }],
+    ['kind', (d) => { new Uint16Array(d.producer)[3] = 2; }],
+    ['capacity not a power of two', (d) => { new Int32Array(d.producer)[PW.capacity] = 1000; }],
+    ['capacity past the buffer', (d) => { new Int32Array(d.producer)[PW.capacity] = 1 << 20; }],
+    ['consumer magic', (d) => { new Int32Array(d.consumer)[CW.magic] = 0; }],
+    ['consumer capacity mismatch', (d) => { new Int32Array(d.consumer)[CW.capacity] = 2048; }],
+  ];
+  for (const [what, damage] of cases) {
+    const d = createThreadRing(1024, 'spsc');
+    damage(d);
+    expectCorrupt(() => openConsumer(d), what);
+  }
+});
+
+test('SPSC consumer: impossible tails and records are ERR_RING_CORRUPT, and stay so', () => {
+  const damages: [string, (d: ThreadRingDescriptor) => void][] = [
+    ['tail beyond capacity', (d) => { new Int32Array(d.producer)[PW.tail] = 4096; }],
+    ['tail misaligned', (d) => { new Int32Array(d.producer)[PW.tail] = 13; }],
+    ['tail behind head', (d) => { new Int32Array(d.producer)[PW.tail] = -8; }],
+    ['length past the tail', (d) => { new Int32Array(d.producer, PRODUCER_DATA)[0] = 900; }],
+    ['length of 2^31', (d) => { new Int32Array(d.producer, PRODUCER_DATA)[0] = -1; }],
+    ['padding that does not end the ring', (d) => { new Uint32Array(d.producer, PRODUCER_DATA)[1] = 0x80000000; }],
+    ['reserved type bits', (d) => { new Uint32Array(d.producer, PRODUCER_DATA)[1] = 0x80000001; }],
+  ];
+  for (const [what, damage] of damages) {
+    const { d, c } = loaded('spsc');
+    damage(d);
+    expectCorrupt(() => { for (let i = 0; i < 20; i++) c.read(); }, what);
+    expectCorrupt(() => c.read(), `${what} (poisoned)`);
+  }
+});
+
+test('SPSC producer: a hostile consumer head is ERR_RING_CORRUPT', () => {
+  // Fill the ring (the producer then trusts nothing cached), then move the head somewhere impossible:
+  // past the published tail, misaligned, or backwards.
+  for (const delta of [264, 13, -8, 1 << 20]) {
+    const d = createThreadRing(256, 'spsc');
+    const p = openProducer(d);
+    while (p.send(new Uint8Array(24)));
+    const head = new Int32Array(d.consumer);
+    head[CW.head] = delta;
+    expectCorrupt(() => p.send(new Uint8Array(24)), `head set to ${delta}`);
+  }
+});
+
+/** Scribbles random bytes over a loaded ring and drains it: data within bounds, or the typed error. */
+function scribbleAndDrain(kind: 'spsc' | 'mpsc', r: ReturnType<typeof prng>): 'ok' | 'corrupt' {
+  const { d, c, p } = loaded(kind, 512);
+  const target = r.next() < 0.5 ? d.producer : d.consumer;
+  const bytes = new Uint8Array(target);
+  const hits = r.int(1, 6);
+  for (let i = 0; i < hits; i++) {
+    // Bias towards the control words and record headers, where damage matters most.
+    const at = r.next() < 0.5 ? r.int(0, Math.min(bytes.length - 1, PRODUCER_DATA + 64)) : r.int(0, bytes.length - 1);
+    bytes[at] = r.int(0, 255);
+  }
+  try {
+    for (let i = 0; i < 200; i++) {
+      const len = c.read();
+      if (len >= 0) {
+        assert.ok(c.offset >= 0 && c.offset + len <= c.capacity, 'record stays inside the data area');
+        if (i % 3 === 0) c.release();
+      } else {
+        c.release();
+        const off = p.claim(r.int(0, 100));
+        if (off >= 0) {
+          assert.ok(off + 100 <= p.capacity + 100 && off <= p.capacity, 'claim stays inside the data area');
+          p.commit();
+        }
+      }
+    }
+    return 'ok';
+  } catch (err) {
+    assert.ok(isRingwireError(err, 'ERR_RING_CORRUPT'), `${kind}: unexpected ${String(err)}`);
+    return 'corrupt';
+  }
+}
+
+for (const kind of ['spsc', 'mpsc'] as const) {
+  test(`${kind}: random scribbles give bounded reads or ERR_RING_CORRUPT, never another error or a hang`, () => {
+    const r = prng(seed ^ (kind === 'spsc' ? 1 : 2));
+    const outcomes = { ok: 0, corrupt: 0 };
+    for (let i = 0; i < 3000; i++) outcomes[scribbleAndDrain(kind, r)]++;
+    assert.ok(outcomes.corrupt > 100, `damage was detected only ${outcomes.corrupt} times`);
+  });
+}
+
+test.run();

@@ -1,0 +1,58 @@
+/**
+ * Ring blocks in sealed memfds, for rings between processes (and, through the same fds, VMs'
+ * host sides). Each block lives in a memfd its writer creates (design rule 1):
+ *
+ *   SPSC: the producer creates the producer block, the consumer creates the consumer block; each
+ *         side maps its own read-write and the peer's read-only. Both are sealed against shrink,
+ *         grow and future writes, so the peer can neither truncate them (SIGBUS) nor map them writable.
+ *   MPSC: the consumer creates both; producers map the producer block read-write (they all write
+ *         records there) and the consumer block read-only.
+ *
+ * Doorbells are eventfds: the side that sleeps creates its bell and passes it to the side that rings.
+ */
+import { ringwireError } from './errors.js';
+import { CONSUMER_BLOCK_SIZE, RingKind, producerBlockSize } from './layout.js';
+import { initConsumerBlock, initProducerBlock } from './ring-memory.js';
+import { Region } from './region.js';
+
+export type BlockSide = 'producer' | 'consumer';
+
+/**
+ * Creates and initialises one block of a ring in a fresh memfd, sealed so that a peer can map it
+ * but never shrink or grow it. `peerWritable` (MPSC producer blocks only) leaves future writable
+ * mappings allowed; otherwise F_SEAL_FUTURE_WRITE makes the peer's mapping read-only by force.
+ */
+export function createBlockRegion(kind: RingKind, capacity: number, side: BlockSide, name: string, peerWritable = false): Region {
+  const size = side === 'producer' ? producerBlockSize(capacity) : CONSUMER_BLOCK_SIZE;
+  const region = Region.create(name, size);
+  try {
+    if (side === 'producer') initProducerBlock({ buffer: region.buffer }, kind, capacity);
+    else initConsumerBlock({ buffer: region.buffer }, kind, capacity);
+    region.seal({ shrink: true, grow: true, futureWrite: !peerWritable, seal: true });
+    return region;
+  } catch (err) {
+    region.close();
+    throw err;
+  }
+}
+
+/**
+ * Maps a block fd received from a peer. Refuses a memfd the peer could still shrink (a later
+ * truncate would SIGBUS us), and, for read-only maps, one the peer could still map writable
+ * elsewhere is fine: we never write it. On success the Region owns the fd.
+ */
+export function mapPeerBlock(fd: number, writable: boolean, what: string): Region {
+  const region = Region.fromFd(fd, { writable });
+  let seals;
+  try {
+    seals = region.seals();
+  } catch (err) {
+    region.closeFd();
+    throw ringwireError('ERR_HANDSHAKE', `${what}: the peer's fd cannot be sealed (not a memfd?)`, { cause: err });
+  }
+  if (!seals.shrink || !seals.seal) {
+    region.closeFd();
+    throw ringwireError('ERR_HANDSHAKE', `${what}: the peer's region is not sealed against shrinking, so it could pull the memory out from under us`);
+  }
+  return region;
+}

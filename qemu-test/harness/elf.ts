@@ -10,9 +10,13 @@ const ELFCLASS64 = 2;
 const EHDR = { class: 4, phoff: 0x20, shoff: 0x28, phentsize: 0x36, phnum: 0x38, shentsize: 0x3a, shnum: 0x3c, shstrndx: 0x3e, size: 0x40 } as const;
 const SHDR = { name: 0, offset: 24, size: 32 } as const;
 const PT_INTERP = 3;
+const PT_NOTE = 4;
+const PHDR = { type: 0, offset: 8, filesz: 32 } as const;
+/** Xen's ELF note carrying the 32-bit PVH entry point; QEMU boots such an ELF directly. */
+const XEN_ELFNOTE_PHYS32_ENTRY = 18;
 
-function open(path: string): Buffer {
-  const buf = readFileSync(path);
+function open(path: string, data?: Buffer): Buffer {
+  const buf = data ?? readFileSync(path);
   if (buf.length < EHDR.size || buf.readUInt32LE(0) !== ELF_MAGIC || buf[EHDR.class] !== ELFCLASS64) {
     throw new Error(`${path}: not an ELF64 file`);
   }
@@ -71,4 +75,25 @@ export function isStaticExecutable(path: string): boolean {
     if (slice(headers, path, i * entsize, 4).readUInt32LE(0) === PT_INTERP) return false;
   }
   return true;
+}
+
+/** True when `data` is an ELF kernel with a PVH entry note, which QEMU's -kernel can boot as is. */
+export function hasPvhEntry(data: Buffer, what: string): boolean {
+  const buf = open(what, data);
+  const phoff = buf.readBigUInt64LE(EHDR.phoff);
+  const entsize = buf.readUInt16LE(EHDR.phentsize);
+  const headers = slice(buf, what, phoff, entsize * buf.readUInt16LE(EHDR.phnum));
+  for (let i = 0; i < headers.length / entsize; i++) {
+    const h = slice(headers, what, i * entsize, entsize);
+    if (h.readUInt32LE(PHDR.type) !== PT_NOTE) continue;
+    const notes = slice(buf, what, h.readBigUInt64LE(PHDR.offset), h.readBigUInt64LE(PHDR.filesz));
+    const align4 = (n: number): number => (n + 3) & ~3;
+    for (let at = 0; at + 12 <= notes.length; ) {
+      const namesz = notes.readUInt32LE(at), descsz = notes.readUInt32LE(at + 4), type = notes.readUInt32LE(at + 8);
+      const name = notes.toString('latin1', at + 12, Math.min(notes.length, at + 12 + namesz)).replace(/\0+$/, '');
+      if (name === 'Xen' && type === XEN_ELFNOTE_PHYS32_ENTRY) return true;
+      at += 12 + align4(namesz) + align4(descsz);
+    }
+  }
+  return false;
 }

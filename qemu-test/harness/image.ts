@@ -15,7 +15,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSy
 import { homedir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { isStaticExecutable, moduleInfo } from './elf.js';
+import { hasPvhEntry, isStaticExecutable, moduleInfo } from './elf.js';
 import { GUEST_INIT } from './guest-init.js';
 
 /**
@@ -32,7 +32,8 @@ export type ModuleGroup = Exclude<keyof typeof MODULE_GROUPS, 'base'>;
 const META_PACKAGE = 'linux-image-amd64';
 const BUSYBOX = '/bin/busybox';
 /** Bump when the layout of a cache entry changes, so old entries are not misread. */
-const CACHE_FORMAT = 1;
+const CACHE_FORMAT = 2;
+const XZ_MAGIC = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]);
 
 export interface GuestImage {
   /** The kernel's release string (uname -r in the guest), e.g. 6.1.0-56-amd64. */
@@ -40,7 +41,9 @@ export interface GuestImage {
   /** Debian package and version the kernel came from. */
   readonly kernelPackage: string;
   readonly kernelPackageVersion: string;
+  /** The kernel QEMU boots: the uncompressed PVH vmlinux when it could be extracted, else the bzImage. */
   readonly kernel: string;
+  readonly kernelFormat: 'pvh' | 'bzImage';
   readonly initramfs: string;
   /** Load order per group, dependencies first, each list without the modules of `base`. */
   readonly moduleGroups: Readonly<Record<keyof typeof MODULE_GROUPS, readonly string[]>>;
@@ -179,6 +182,21 @@ function collectModules(moduleRoot: string, release: string, dest: string): Reco
   return groups;
 }
 
+/**
+ * Writes the uncompressed kernel next to the bzImage when it is an XZ payload with a PVH entry
+ * note: booting it skips SeaBIOS's real-mode path and the in-guest XZ decompression, which under TCG
+ * cost several seconds per boot. Returns the format to boot.
+ */
+function extractPvhKernel(bzImage: string, dest: string): 'pvh' | 'bzImage' {
+  const data = readFileSync(bzImage);
+  const at = data.indexOf(XZ_MAGIC);
+  if (at < 0) return 'bzImage';
+  const r = spawnSync('xz', ['-dc', '--single-stream'], { input: data.subarray(at), maxBuffer: 512 << 20 });
+  if (r.status !== 0 || !r.stdout || !hasPvhEntry(r.stdout, `vmlinux inside ${bzImage}`)) return 'bzImage';
+  writeFileSync(dest, r.stdout);
+  return 'pvh';
+}
+
 /** Downloads and unpacks the kernel package into a fresh cache entry at `final`. */
 function buildKernelEntry(pkg: { name: string; version: string }, cacheDir: string, final: string): void {
   const work = join(cacheDir, `.build-${process.pid}-${randomBytes(4).toString('hex')}`);
@@ -197,8 +215,9 @@ function buildKernelEntry(pkg: { name: string; version: string }, cacheDir: stri
     const entry = join(work, 'entry');
     mkdirSync(join(entry, 'modules'), { recursive: true });
     copyFileSync(join(tree, 'boot', `vmlinuz-${release}`), join(entry, 'vmlinuz'));
+    const kernelFormat = extractPvhKernel(join(entry, 'vmlinuz'), join(entry, 'vmlinux'));
     const groups = collectModules(join(tree, 'lib', 'modules', release), release, join(entry, 'modules'));
-    writeFileSync(join(entry, 'manifest.json'), JSON.stringify({ format: CACHE_FORMAT, release, package: pkg.name, version: pkg.version, groups }, null, 2));
+    writeFileSync(join(entry, 'manifest.json'), JSON.stringify({ format: CACHE_FORMAT, release, kernelFormat, package: pkg.name, version: pkg.version, groups }, null, 2));
     try {
       renameSync(entry, final);
     } catch (err) {
@@ -261,7 +280,7 @@ export async function ensureGuestImage(): Promise<GuestImage> {
   const pkg = resolveKernelPackage(cacheDir);
   const entry = join(cacheDir, `${pkg.name}_${pkg.version}-v${CACHE_FORMAT}`);
   if (!existsSync(join(entry, 'manifest.json'))) buildKernelEntry(pkg, cacheDir, entry);
-  const manifest = JSON.parse(readFileSync(join(entry, 'manifest.json'), 'utf8')) as { release: string; groups: GuestImage['moduleGroups'] };
+  const manifest = JSON.parse(readFileSync(join(entry, 'manifest.json'), 'utf8')) as { release: string; kernelFormat: GuestImage['kernelFormat']; groups: GuestImage['moduleGroups'] };
   // The initramfs is keyed by what goes into it, so editing GUEST_INIT or busybox rebuilds it.
   const bb = statSync(BUSYBOX, { throwIfNoEntry: false });
   const key = createHash('sha256').update(GUEST_INIT).update(JSON.stringify(manifest.groups)).update(`${bb?.size}:${bb?.mtimeMs}`).digest('hex').slice(0, 16);
@@ -271,7 +290,8 @@ export async function ensureGuestImage(): Promise<GuestImage> {
     kernelRelease: manifest.release,
     kernelPackage: pkg.name,
     kernelPackageVersion: pkg.version,
-    kernel: join(entry, 'vmlinuz'),
+    kernel: join(entry, manifest.kernelFormat === 'pvh' ? 'vmlinux' : 'vmlinuz'),
+    kernelFormat: manifest.kernelFormat,
     initramfs,
     moduleGroups: manifest.groups,
     cacheDir: entry,
@@ -285,7 +305,7 @@ export function describeImage(image: GuestImage): string {
   const size = (p: string): string => `${(statSync(p).size / 1024).toFixed(0)} KiB`;
   return [
     `kernel ${image.kernelRelease} from ${image.kernelPackage} ${image.kernelPackageVersion}`,
-    `  ${rel(image.kernel)} (${size(image.kernel)})`,
+    `  ${rel(image.kernel)} (${size(image.kernel)}, boots as ${image.kernelFormat})`,
     `  ${rel(image.initramfs)} (${size(image.initramfs)}) in ${vmCacheDir()}`,
     ...Object.entries(image.moduleGroups).map(([g, mods]) => `  modules ${g}: ${mods.join(' ') || '(none beyond base)'}`),
     `  ${basename(BUSYBOX)} from ${BUSYBOX}`,

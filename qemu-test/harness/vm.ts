@@ -53,6 +53,8 @@ export interface VmOptions {
   net?: boolean | VmNet;
   /** Extra module groups to load (see MODULE_GROUPS); `net` is implied by `net`. */
   modules?: ModuleGroup[];
+  /** Files written into the job directory before boot, by plain file name. */
+  files?: Record<string, string | Uint8Array>;
   /** Exported to the script (in addition to PATH, HOME, RINGWIRE_JOB, RINGWIRE_REPO, RINGWIRE_VM). */
   env?: Record<string, string>;
   /** Working directory of the script inside the guest; default the repository root. */
@@ -114,6 +116,7 @@ function validate(o: VmStartOptions): void {
   if (typeof o.workDir !== 'string' || !o.workDir.startsWith('/') || /[\s'"\\]/.test(o.workDir)) bad(`workDir must be an absolute path without whitespace or quotes, got ${JSON.stringify(o.workDir)}`);
   for (const key of Object.keys(o.env ?? {})) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) bad(`env name ${JSON.stringify(key)} is not a shell variable name`);
   for (const g of o.modules ?? []) if (!(g in MODULE_GROUPS) || (g as string) === 'base') bad(`unknown module group ${JSON.stringify(g)}`);
+  for (const f of Object.keys(o.files ?? {})) if (!/^[A-Za-z0-9_.-]+$/.test(f) || f.startsWith('.') || ['script.sh', 'vm.conf', 'exit-status'].includes(f)) bad(`files: ${JSON.stringify(f)} is not a plain file name or is reserved`);
   if (o.extraArgs && !o.extraArgs.every((a) => typeof a === 'string')) bad('extraArgs must be strings');
 }
 
@@ -198,6 +201,7 @@ export class Vm {
     const jobDir = join(dir, 'job');
     if (existsSync(dir)) throw ringwireError('ERR_INVALID_ARG', `Vm.start: ${dir} already exists; VM names must be unique per workDir`);
     mkdirSync(jobDir, { recursive: true });
+    for (const [f, data] of Object.entries(o.files ?? {})) writeFileSync(join(jobDir, f), data);
     const net = netConfig(o);
     const modules = new Set(o.modules ?? []);
     if (net) modules.add('net');
@@ -217,7 +221,9 @@ export class Vm {
     ].join('\n'));
     const mem = o.memoryMiB ?? 512;
     const args = [
-      '-accel', accel, '-machine', 'pc', '-m', `${mem}M`, '-smp', String(o.cpus ?? 1),
+      // RDRAND lets the guest kernel seed its CRNG at once (it trusts the CPU); without it node's
+      // first getrandom() waits seconds for jitter entropy. qemu64 otherwise: `max` is slower under TCG.
+      '-accel', accel, '-machine', 'pc', '-cpu', 'qemu64,+rdrand', '-m', `${mem}M`, '-smp', String(o.cpus ?? 1),
       '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-serial', 'stdio',
       '-kernel', image.kernel, '-initrd', image.initramfs,
       '-append', `console=ttyS0 panic=-1 quiet ${o.kernelArgs ?? ''}`.trim(),

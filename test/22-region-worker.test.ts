@@ -9,22 +9,22 @@ import { requireOrSkip, withTimeout } from './helpers.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());
 
-function startWorker(source: string, workerData: unknown): Worker {
-  return new Worker(source, { eval: true, workerData });
-}
-
-function exited(worker: Worker): Promise<number> {
-  return withTimeout('worker exit', 20_000, () => new Promise((resolve, reject) => {
+/** Starts a worker; `exited` is listened for from the start, so a quick exit is never missed. */
+function startWorker(source: string, workerData: unknown): { worker: Worker; exited: () => Promise<number> } {
+  const worker = new Worker(source, { eval: true, workerData });
+  const exit = new Promise<number>((resolve, reject) => {
     worker.once('error', reject);
     worker.once('exit', resolve);
-  }));
+  });
+  exit.catch(() => {});
+  return { worker, exited: () => withTimeout('worker exit', 20_000, () => exit) };
 }
 
 if (available) {
   test('a worker sees the main thread\'s writes and answers through Atomics on the same mapping', async () => {
     const r = Region.create('posted', 4096);
     const words = new Int32Array(r.buffer);
-    const worker = startWorker(`
+    const { worker, exited } = startWorker(`
       const { workerData } = require('node:worker_threads');
       const w = new Int32Array(workerData.buffer);
       // Protocol: word 0 is a turn counter; the worker waits for odd turns, answers with even ones.
@@ -43,7 +43,7 @@ if (available) {
         assert.is.not(res, 'timed-out', `worker answered turn ${turn}`);
       }
       for (let i = 0; i < 100; i++) assert.is(words[1 + i], (2 * i + 1) * 3);
-      assert.is(await exited(worker), 0);
+      assert.is(await exited(), 0);
     } finally {
       await worker.terminate();
       r.close();
@@ -53,7 +53,7 @@ if (available) {
   test('the mapping lives while a worker holds the buffer, after the creator closed its Region', async () => {
     let r: Region | undefined = Region.create('outlives', 4096);
     const buffer = r.buffer;
-    const worker = startWorker(`
+    const { worker, exited } = startWorker(`
       const { workerData, parentPort } = require('node:worker_threads');
       const w = new Int32Array(workerData.buffer);
       parentPort.once('message', () => {
@@ -69,7 +69,7 @@ if (available) {
       worker.postMessage('go');
       assert.is(await withTimeout('worker write', 10_000, () => answered), 'written');
       assert.is(Atomics.load(new Int32Array(buffer), 0), 77);
-      assert.is(await exited(worker), 0);
+      assert.is(await exited(), 0);
     } finally {
       await worker.terminate();
     }

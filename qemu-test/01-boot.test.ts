@@ -55,6 +55,23 @@ test('Vm.start rejects bad options with typed errors before touching QEMU', asyn
   }
 });
 
+test('QEMU refusing its arguments is reported with its stderr and logs', async () => {
+  if (!ready()) return;
+  await withVms(async (vms) => {
+    const vm = await vms.start({ name: 'refused', script: 'true', timeoutMs: 30_000, extraArgs: ['-device', 'no-such-device'] });
+    const r = await vm.wait();
+    assert.is(r.exitCode, null);
+    assert.is(r.qemuExit, 1);
+    assert.ok(r.logsDir && /no-such-device/.test(readFileSync(join(r.logsDir, 'qemu.log'), 'utf8')));
+    try {
+      await vm.waitSuccess();
+      assert.unreachable('waitSuccess accepted a guest that never ran');
+    } catch (err) {
+      assert.match(String(err), /no-such-device/);
+    }
+  });
+});
+
 test('a guest runs the host node against the repository over read-only 9p', async () => {
   if (!ready()) return;
   const image = await ensureGuestImage();
@@ -80,7 +97,7 @@ test('a guest runs the host node against the repository over read-only 9p', asyn
 
 test('a guest that overruns its timeout is killed and its logs are kept', async () => {
   if (!ready()) return;
-  const timeoutMs = 45_000;
+  const timeoutMs = 30_000;
   await withVms(async (vms) => {
     const vm = await vms.start({ name: 'hang', script: 'echo about-to-hang; exec sleep 3600', timeoutMs });
     await vm.waitForLine(/^about-to-hang/, timeoutMs);

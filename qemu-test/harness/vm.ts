@@ -96,6 +96,7 @@ export interface VmResult {
 const DEFAULT_NET = { netdev: 'user', address: '10.0.2.15/24', gateway: '10.0.2.2' } as const;
 const GUEST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const CONSOLE_KEEP_CHARS = 8 << 20;
+const QEMU_STDERR_KEEP_CHARS = 16 << 10;
 
 const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 /** QEMU option values escape a comma by doubling it. */
@@ -144,6 +145,7 @@ export class Vm {
   #child: ChildProcessByStdio<Writable, Readable, Readable>;
   #consoleFile: WriteStream;
   #text = '';
+  #stderr = '';
   #partial = '';
   #lines: string[] = [];
   #waiters = new Set<Waiter>();
@@ -168,6 +170,9 @@ export class Vm {
     this.#child = spawn(QEMU, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     o.children?.add(this.#child);
     this.#child.stdout.on('data', (d: Buffer) => this.#onConsole(d));
+    this.#child.stderr.on('data', (d: Buffer) => {
+      this.#stderr = (this.#stderr + d.toString('utf8')).slice(-QEMU_STDERR_KEEP_CHARS);
+    });
     this.#child.stderr.pipe(qemuErr);
     this.#timer = setTimeout(() => {
       this.#timedOut = true;
@@ -340,7 +345,8 @@ export class Vm {
 
   #tail(): string {
     const lines = this.#text.split('\n').slice(-25).join('\n');
-    return `\n--- last console lines of ${this.name} ---\n${lines}\n---`;
+    const stderr = this.#stderr.trim() ? `\n--- QEMU stderr ---\n${this.#stderr.trim().split('\n').slice(-10).join('\n')}` : '';
+    return `\n--- last console lines of ${this.name} ---\n${lines}${stderr}\n---`;
   }
 
   #result(qemuExit: number | NodeJS.Signals | null): VmResult {

@@ -46,6 +46,8 @@ export interface RingProducer {
   send(bytes: Uint8Array, type?: number): boolean;
   sendAsync(bytes: Uint8Array, type?: number, opts?: WaitOptions): Promise<void>;
   waitForSpace(length: number, opts?: WaitOptions): Promise<boolean>;
+  /** Blocking waitForSpace, for worker threads and processes that own their thread. */
+  waitForSpaceSync(length: number, timeoutMs?: number): boolean;
   stats(): ProducerStats;
 }
 
@@ -63,5 +65,7 @@ export interface RingConsumer {
   drain(fn: RecordCallback, max?: number): number;
   available(): boolean;
   waitForData(opts?: WaitOptions): Promise<boolean>;
+  /** Blocking waitForData, for worker threads and processes that own their thread. */
+  waitForDataSync(timeoutMs?: number): boolean;
   stats(): ConsumerStats;
 }

@@ -26,6 +26,8 @@ function corrupt(side: string, what: string): never {
 }
 
 export function checkMessage(length: number, type: number, max: number): void {
+  // Fast path for the hot loop: one comparison chain for the common valid case.
+  if ((length >>> 0) === length && length <= max && (type >>> 0) === type && type <= MAX_USER_TYPE) return;
   if (!Number.isInteger(length) || length < 0) {
     throw ringwireError('ERR_INVALID_ARG', `message length must be a non-negative integer, got ${length}`);
   }
@@ -117,12 +119,7 @@ export class SpscProducer implements RingProducer {
     const rec = recordBytes(length);
     let off = this.#tail & this.#mask;
     if (off + rec > this.capacity) {
-      // Records never straddle the end: pad to it, so the reader always sees contiguous payloads.
-      const pad = this.capacity - off;
-      if (!this.#fits(pad)) return this.#full();
-      this.#words[off >> 2] = pad - RECORD_HEADER;
-      this.#words[(off >> 2) + 1] = TYPE_PADDING;
-      this.#tail = (this.#tail + pad) | 0;
+      if (!this.#padToEnd(off)) return this.#full();
       off = 0;
     }
     if (!this.#fits(rec)) return this.#full();
@@ -132,6 +129,16 @@ export class SpscProducer implements RingProducer {
     this.#pending++;
     this.#pendingBytes += length;
     return off + RECORD_HEADER;
+  }
+
+  /** Records never straddle the end: pad to it, so the reader always sees contiguous payloads. */
+  #padToEnd(off: number): boolean {
+    const pad = this.capacity - off;
+    if (!this.#fits(pad)) return false;
+    this.#words[off >> 2] = pad - RECORD_HEADER;
+    this.#words[(off >> 2) + 1] = TYPE_PADDING;
+    this.#tail = (this.#tail + pad) | 0;
+    return true;
   }
 
   #full(): number {
@@ -279,33 +286,33 @@ export class SpscConsumer implements RingConsumer {
    */
   read(): number {
     if (this.#broken) throw this.#broken;
-    for (;;) {
-      if (this.#pos === this.#tail && !this.#refresh()) return -1;
-      const off = this.#pos & this.#mask;
-      const len = this.#words[off >> 2]! >>> 0;
-      const type = this.#words[(off >> 2) + 1]! >>> 0;
-      const ahead = (this.#tail - this.#pos) | 0;
-      if (type === TYPE_PADDING) {
-        const pad = len + RECORD_HEADER;
-        if (len > this.capacity || off + pad !== this.capacity || pad > ahead) {
-          this.#fail(`padding record of ${len} bytes at ${off} does not end the ring`);
-        }
-        this.#skip(pad);
-        continue;
-      }
-      if (type > MAX_USER_TYPE) this.#fail(`record at ${off} has reserved type bits 0x${type.toString(16)}`);
-      const rec = recordBytes(len);
-      if (len > this.capacity || off + rec > this.capacity || rec > ahead) {
-        this.#fail(`record of ${len} bytes at ${off} runs past the ${ahead} bytes published`);
-      }
-      this.offset = off + RECORD_HEADER;
-      this.length = len;
-      this.type = type;
-      this.#pos = (this.#pos + rec) | 0;
-      this.#stats.messages++;
-      this.#stats.bytes += len;
-      return len;
+    if (this.#pos === this.#tail && !this.#refresh()) return -1;
+    const off = this.#pos & this.#mask;
+    const len = this.#words[off >> 2]! >>> 0;
+    const type = this.#words[(off >> 2) + 1]! >>> 0;
+    if (type > MAX_USER_TYPE) return this.#readPadding(off, len, type);
+    const rec = recordBytes(len);
+    if (len > this.capacity || off + rec > this.capacity || rec > ((this.#tail - this.#pos) | 0)) {
+      this.#fail(`record of ${len} bytes at ${off} runs past the ${(this.#tail - this.#pos) | 0} bytes published`);
     }
+    this.offset = off + RECORD_HEADER;
+    this.length = len;
+    this.type = type;
+    this.#pos = (this.#pos + rec) | 0;
+    this.#stats.messages++;
+    this.#stats.bytes += len;
+    return len;
+  }
+
+  /** Off the hot path: skip a padding record (which must end the area) and read on. */
+  #readPadding(off: number, len: number, type: number): number {
+    if (type !== TYPE_PADDING) this.#fail(`record at ${off} has reserved type bits 0x${type.toString(16)}`);
+    const pad = len + RECORD_HEADER;
+    if (len > this.capacity || off + pad !== this.capacity || pad > ((this.#tail - this.#pos) | 0)) {
+      this.#fail(`padding record of ${len} bytes at ${off} does not end the ring`);
+    }
+    this.#skip(pad);
+    return this.read();
   }
 
   /** Skips bytes that hold no message; releases them at once when nothing unreleased precedes them. */

@@ -4,6 +4,7 @@
  */
 import { registerTransport } from '../transport.js';
 import { messageChannel } from './message-channel.js';
+import { ringwireThread } from './ringwire-thread.js';
 import { tcp } from './tcp.js';
 import { uds } from './uds.js';
 import { workerPostMessage } from './worker-postmessage.js';
@@ -12,3 +13,4 @@ registerTransport(uds);
 registerTransport(tcp);
 registerTransport(workerPostMessage);
 registerTransport(messageChannel);
+registerTransport(ringwireThread);

@@ -1,0 +1,35 @@
+import { Worker } from 'node:worker_threads';
+import { createThreadRing, openConsumer, openProducer } from '../../lib/thread-ring.js';
+import type { Transport } from '../transport.js';
+import { ringPeer } from './ring-wire.js';
+
+const RING_BYTES = 1 << 20;
+/**
+ * Polls before the echo side parks. Long enough that it never parks inside a measurement (it
+ * busy-polls, the point of this transport), short enough that it sleeps between measurements
+ * instead of stealing a core from the other transports.
+ */
+const ECHO_SPIN = 2_000_000;
+
+export const ringwireThread: Transport = {
+  name: 'ringwire-thread',
+  distance: 'thread',
+  description: 'SPSC rings in SharedArrayBuffers between the main thread and a worker, busy-polling',
+  maxSize: RING_BYTES - 8,
+  async open(ctx) {
+    const ping = createThreadRing(RING_BYTES);
+    const pong = createThreadRing(RING_BYTES);
+    const worker = new Worker(new URL('./ringwire-thread-peer.js', import.meta.url), {
+      workerData: { ping, pong, peerCore: ctx.peerCore, spin: ECHO_SPIN },
+    });
+    const failed = new Promise<never>((_, reject) => {
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`bench: ring worker exited with ${code}`)));
+    });
+    failed.catch(() => {});
+    await Promise.race([new Promise((r) => worker.once('online', r)), failed]);
+    return ringPeer(openProducer(ping, { spin: 64 }), openConsumer(pong), async () => {
+      await worker.terminate();
+    });
+  },
+};

@@ -65,27 +65,40 @@ function stuck(job: WorkerJob): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
 }
 
+/**
+ * Verifies records from `producers` producers as they arrive: every byte, the producer id in the
+ * record type, and each producer's sequence; keeps a checksum of (seq + length) over them.
+ */
+export class SequenceChecker {
+  readonly next: number[];
+  total = 0;
+  checksum = 0;
+  readonly #maxLen: number;
+
+  constructor(producers: number, maxLen = 96) {
+    this.next = new Array<number>(producers).fill(0);
+    this.#maxLen = maxLen;
+  }
+
+  readonly onRecord = (data: Uint8Array, off: number, len: number, type: number): void => {
+    const [producer, seq] = checkMessage(data, off, len, this.#maxLen);
+    if (producer !== type || producer >= this.next.length) throw new Error(`record type ${type} from producer ${producer}`);
+    if (seq !== this.next[producer]) throw new Error(`producer ${producer}: expected seq ${this.next[producer]}, got ${seq}`);
+    this.next[producer] = seq + 1;
+    this.checksum = (this.checksum + seq + len) >>> 0;
+    this.total++;
+  };
+}
+
 function consume(job: WorkerJob): void {
   const c = openConsumer(job.desc, { abandonTimeoutMs: job.abandonTimeoutMs ?? 1000 });
-  const producers = job.producers ?? 1;
-  const maxLen = job.maxLen ?? 96;
-  const next = new Array<number>(producers).fill(0);
-  let total = 0;
-  let checksum = 0;
-  const onRecord = (data: Uint8Array, off: number, len: number, type: number): void => {
-    const [producer, seq] = checkMessage(data, off, len, maxLen);
-    if (producer !== type || producer >= producers) throw new Error(`record type ${type} from producer ${producer}`);
-    if (seq !== next[producer]) throw new Error(`producer ${producer}: expected seq ${next[producer]}, got ${seq}`);
-    next[producer] = seq + 1;
-    checksum = (checksum + seq + len) >>> 0;
-    total++;
-  };
-  while (total < job.count) {
-    if (c.drain(onRecord, 256) === 0 && !c.waitForDataSync(10_000)) {
-      throw new Error(`consumer starved at ${total}/${job.count}: ${JSON.stringify(next)}`);
+  const check = new SequenceChecker(job.producers ?? 1, job.maxLen ?? 96);
+  while (check.total < job.count) {
+    if (c.drain(check.onRecord, 256) === 0 && !c.waitForDataSync(10_000)) {
+      throw new Error(`consumer starved at ${check.total}/${job.count}: ${JSON.stringify(check.next)}`);
     }
   }
-  parentPort!.postMessage({ done: true, total, next, checksum, stats: c.stats() });
+  parentPort!.postMessage({ done: true, total: check.total, next: check.next, checksum: check.checksum, stats: c.stats() });
 }
 
 if (parentPort && workerData) {

@@ -1,0 +1,353 @@
+/**
+ * Rings between processes: which side creates which memfd and eventfd, which fds travel to the
+ * peer, and how the received fds become a ring. A thin layer over lib/shm-ring.ts, not a protocol:
+ * how the fds travel (one FdSocket message each way, a versioned handshake, ...) is the caller's.
+ *
+ * Who creates what (design rule 1, and "the side that sleeps creates its bell"):
+ *
+ *   SPSC producer: the producer block (sealed; the peer can only map it read-only) and the space
+ *                  bell it parks on when the ring is full.       sends [producer block, space bell]
+ *   SPSC consumer: the consumer block (sealed likewise) and the data bell it parks on when empty.
+ *                                                                 sends [consumer block, data bell]
+ *   MPSC consumer: both blocks (producers write records into the producer block, so it stays
+ *                  mappable read-write) and the data bell.
+ *                                         sends [producer block, consumer block, data bell] to each producer
+ *   MPSC producer: only its own space bell; the consumer rings every producer's bell. sends [space bell]
+ *
+ * Each side first creates its half (`create*Half`), sends `half.fds` to the peer, then attaches
+ * the fds it received (`attach*`). Attaching takes ownership of the half and of the received fds;
+ * the returned ProcessRing's close() closes them all. Mappings outlive close() until the buffers
+ * are garbage-collected, so a ring object in use never faults.
+ *
+ * Concurrency contract: every object here belongs to the thread that created it.
+ */
+import type { Doorbell } from './doorbell.js';
+import { EventFdDoorbell } from './doorbell-eventfd.js';
+import { isRingwireError, ringwireError } from './errors.js';
+import { RingKind } from './layout.js';
+import { MpscConsumer, MpscProducer, type MpscConsumerOptions } from './mpsc.js';
+import { native } from './native.js';
+import type { Region } from './region.js';
+import type { RingOptions } from './ring-types.js';
+import { createBlockRegion, mapPeerBlock } from './shm-ring.js';
+import { SpscConsumer, SpscProducer } from './spsc.js';
+import type { FdSocket } from './unix-socket.js';
+
+/** Options for the ring an attach function builds; the bells come from the halves. */
+export type ProcessRingOptions = Omit<RingOptions, 'dataBell' | 'spaceBell'>;
+
+/** What one side creates before it meets its peer. */
+export interface RingHalf {
+  readonly role: 'spsc-producer' | 'spsc-consumer' | 'mpsc-consumer' | 'mpsc-producer';
+  /** Send these to the peer, in this order. They stay this half's: sending duplicates them. */
+  readonly fds: readonly number[];
+  /** Closes what the half created; attach functions call it from the ring's close(). Idempotent. */
+  close(): void;
+}
+
+export interface SpscProducerHalf extends RingHalf {
+  readonly role: 'spsc-producer';
+  readonly block: Region;
+  readonly spaceBell: EventFdDoorbell;
+}
+
+export interface SpscConsumerHalf extends RingHalf {
+  readonly role: 'spsc-consumer';
+  readonly block: Region;
+  readonly dataBell: EventFdDoorbell;
+}
+
+export interface MpscConsumerHalf extends RingHalf {
+  readonly role: 'mpsc-consumer';
+  readonly producerBlock: Region;
+  readonly consumerBlock: Region;
+  readonly dataBell: EventFdDoorbell;
+}
+
+export interface MpscProducerHalf extends RingHalf {
+  readonly role: 'mpsc-producer';
+  readonly spaceBell: EventFdDoorbell;
+}
+
+/** A ring whose memory and bells span processes, with the fds it holds. */
+export interface ProcessRing<T> {
+  readonly ring: T;
+  /** Closes every fd this side holds (its half, the peer's blocks and bells). Idempotent. */
+  close(): void;
+}
+
+export interface MpscProcessConsumer extends ProcessRing<MpscConsumer> {
+  /**
+   * Takes ownership of a producer's space-bell fd (what its half sent) and rings it whenever space
+   * frees up while producers wait. Returns a function that forgets and closes it, for when that
+   * producer leaves. On error the caller still owns the fd.
+   */
+  addProducer(spaceBellFd: number): () => void;
+}
+
+function closer(items: Array<{ close(): void }>): () => void {
+  let closed = false;
+  return () => {
+    if (closed) return;
+    closed = true;
+    for (const item of items) item.close();
+  };
+}
+
+/** Creates the fd-owning parts in order; if one fails, closes those made so far. */
+function build<T extends object>(make: (keep: <U extends { close(): void }>(item: U) => U) => T, items: Array<{ close(): void }>): T {
+  try {
+    return make((item) => {
+      items.push(item);
+      return item;
+    });
+  } catch (err) {
+    for (const item of items) item.close();
+    throw err;
+  }
+}
+
+export function createSpscProducerHalf(capacity: number, name = 'ringwire-spsc'): SpscProducerHalf {
+  const items: Array<{ close(): void }> = [];
+  return build((keep) => {
+    const block = keep(createBlockRegion(RingKind.Spsc, capacity, 'producer', `${name}-producer`));
+    const spaceBell = keep(EventFdDoorbell.create());
+    return { role: 'spsc-producer', block, spaceBell, fds: [block.fd, spaceBell.fd], close: closer(items) } as const;
+  }, items);
+}
+
+export function createSpscConsumerHalf(capacity: number, name = 'ringwire-spsc'): SpscConsumerHalf {
+  const items: Array<{ close(): void }> = [];
+  return build((keep) => {
+    const block = keep(createBlockRegion(RingKind.Spsc, capacity, 'consumer', `${name}-consumer`));
+    const dataBell = keep(EventFdDoorbell.create());
+    return { role: 'spsc-consumer', block, dataBell, fds: [block.fd, dataBell.fd], close: closer(items) } as const;
+  }, items);
+}
+
+export function createMpscConsumerHalf(capacity: number, name = 'ringwire-mpsc'): MpscConsumerHalf {
+  const items: Array<{ close(): void }> = [];
+  return build((keep) => {
+    const producerBlock = keep(createBlockRegion(RingKind.Mpsc, capacity, 'producer', `${name}-producer`, true));
+    const consumerBlock = keep(createBlockRegion(RingKind.Mpsc, capacity, 'consumer', `${name}-consumer`));
+    const dataBell = keep(EventFdDoorbell.create());
+    return {
+      role: 'mpsc-consumer', producerBlock, consumerBlock, dataBell,
+      fds: [producerBlock.fd, consumerBlock.fd, dataBell.fd], close: closer(items),
+    } as const;
+  }, items);
+}
+
+export function createMpscProducerHalf(): MpscProducerHalf {
+  const spaceBell = EventFdDoorbell.create();
+  return { role: 'mpsc-producer', spaceBell, fds: [spaceBell.fd], close: () => spaceBell.close() };
+}
+
+function checkHalf(half: RingHalf, role: RingHalf['role']): void {
+  if (typeof half !== 'object' || half === null || half.role !== role) {
+    throw ringwireError('ERR_INVALID_ARG', `expected a ${role} half, got ${typeof half === 'object' && half ? half.role : typeof half}`);
+  }
+}
+
+/**
+ * Turns the peer's fds into owned objects, in order. Whatever fails, every received fd ends up
+ * owned by a returned object or closed: a peer cannot make us leak fds by sending bad ones.
+ */
+function adopt<T>(peerFds: readonly number[], expected: readonly string[], what: string, fn: (take: (i: number, as: (fd: number) => { close(): void }) => void) => T): [T, Array<{ close(): void }>] {
+  if (!Array.isArray(peerFds) || peerFds.some((fd) => !Number.isInteger(fd) || fd < 0)) {
+    throw ringwireError('ERR_INVALID_ARG', `${what}: peer fds must be an array of fds`);
+  }
+  const pending = new Set(peerFds);
+  const owned: Array<{ close(): void }> = [];
+  const closePending = (): void => {
+    for (const fd of pending) native().close(fd);
+    pending.clear();
+  };
+  if (peerFds.length !== expected.length) {
+    closePending();
+    throw ringwireError('ERR_HANDSHAKE', `${what}: the peer sent ${peerFds.length} fd(s), expected ${expected.length} (${expected.join(', ')})`);
+  }
+  try {
+    const result = fn((i, as) => {
+      const fd = peerFds[i]!;
+      try {
+        owned.push(as(fd));
+      } catch (err) {
+        // mapPeerBlock closes the fd itself when it refuses it for its seals (ERR_HANDSHAKE).
+        if (isRingwireError(err, 'ERR_HANDSHAKE')) pending.delete(fd);
+        throw err;
+      }
+      pending.delete(fd);
+    });
+    return [result, owned];
+  } catch (err) {
+    closePending();
+    for (const o of owned) o.close();
+    throw err;
+  }
+}
+
+const peerBlock = (writable: boolean, what: string) => (fd: number): Region => mapPeerBlock(fd, writable, what);
+const peerBell = (fd: number): EventFdDoorbell => EventFdDoorbell.fromFd(fd);
+
+/** The producer's end of an SPSC ring; `peerFds` is what the consumer's half sent: [consumer block, data bell]. */
+export function attachSpscProducer(half: SpscProducerHalf, peerFds: readonly number[], opts: ProcessRingOptions = {}): ProcessRing<SpscProducer> {
+  checkHalf(half, 'spsc-producer');
+  let block!: Region;
+  let dataBell!: EventFdDoorbell;
+  const [ring, owned] = adopt(peerFds, ['consumer block', 'data bell'], 'SPSC producer', (take) => {
+    take(0, (fd) => (block = peerBlock(false, 'SPSC consumer block')(fd)));
+    take(1, (fd) => (dataBell = peerBell(fd)));
+    return new SpscProducer({ producer: { buffer: half.block.buffer }, consumer: { buffer: block.buffer } }, { ...opts, dataBell, spaceBell: half.spaceBell });
+  });
+  return { ring, close: closer([...owned, half]) };
+}
+
+/** The consumer's end of an SPSC ring; `peerFds` is what the producer's half sent: [producer block, space bell]. */
+export function attachSpscConsumer(half: SpscConsumerHalf, peerFds: readonly number[], opts: ProcessRingOptions = {}): ProcessRing<SpscConsumer> {
+  checkHalf(half, 'spsc-consumer');
+  let block!: Region;
+  let spaceBell!: EventFdDoorbell;
+  const [ring, owned] = adopt(peerFds, ['producer block', 'space bell'], 'SPSC consumer', (take) => {
+    take(0, (fd) => (block = peerBlock(false, 'SPSC producer block')(fd)));
+    take(1, (fd) => (spaceBell = peerBell(fd)));
+    return new SpscConsumer({ producer: { buffer: block.buffer }, consumer: { buffer: half.block.buffer } }, { ...opts, dataBell: half.dataBell, spaceBell });
+  });
+  return { ring, close: closer([...owned, half]) };
+}
+
+/** An MPSC producer; `peerFds` is what the consumer's half sent: [producer block, consumer block, data bell]. */
+export function attachMpscProducer(half: MpscProducerHalf, peerFds: readonly number[], opts: ProcessRingOptions = {}): ProcessRing<MpscProducer> {
+  checkHalf(half, 'mpsc-producer');
+  let records!: Region;
+  let control!: Region;
+  let dataBell!: EventFdDoorbell;
+  const [ring, owned] = adopt(peerFds, ['producer block', 'consumer block', 'data bell'], 'MPSC producer', (take) => {
+    take(0, (fd) => (records = peerBlock(true, 'MPSC producer block')(fd)));
+    take(1, (fd) => (control = peerBlock(false, 'MPSC consumer block')(fd)));
+    take(2, (fd) => (dataBell = peerBell(fd)));
+    return new MpscProducer({ producer: { buffer: records.buffer }, consumer: { buffer: control.buffer } }, { ...opts, dataBell, spaceBell: half.spaceBell });
+  });
+  return { ring, close: closer([...owned, half]) };
+}
+
+/**
+ * A ring-only doorbell that rings every member: how one MPSC consumer wakes producers that each
+ * sleep on their own eventfd (one shared eventfd would wake only whichever producer drains it first).
+ */
+export class DoorbellGroup implements Doorbell {
+  #members = new Set<Doorbell>();
+
+  /** Adds a member (owned: closed when removed or when the group closes); returns its remover. */
+  add(bell: Doorbell): () => void {
+    this.#members.add(bell);
+    return () => {
+      if (this.#members.delete(bell)) bell.close();
+    };
+  }
+
+  get size(): number {
+    return this.#members.size;
+  }
+
+  ring(): void {
+    for (const bell of this.#members) bell.ring();
+  }
+
+  wait(): Promise<boolean> {
+    return Promise.reject(ringwireError('ERR_INVALID_ARG', 'a DoorbellGroup only rings; each member waits on its own bell'));
+  }
+
+  close(): void {
+    for (const bell of this.#members) bell.close();
+    this.#members.clear();
+  }
+}
+
+/** The consumer's end of an MPSC ring; producers join with addProducer() as their space bells arrive. */
+export function attachMpscConsumer(half: MpscConsumerHalf, opts: Omit<MpscConsumerOptions, 'dataBell' | 'spaceBell'> = {}): MpscProcessConsumer {
+  checkHalf(half, 'mpsc-consumer');
+  const spaceBells = new DoorbellGroup();
+  const ring = new MpscConsumer(
+    { producer: { buffer: half.producerBlock.buffer }, consumer: { buffer: half.consumerBlock.buffer } },
+    { ...opts, dataBell: half.dataBell, spaceBell: spaceBells },
+  );
+  return {
+    ring,
+    addProducer: (fd) => spaceBells.add(peerBell(fd)),
+    close: closer([spaceBells, half]),
+  };
+}
+
+/** A message taken off an FdSocket: its bytes and the fds that came with it (now the taker's). */
+export interface FdMessage {
+  readonly data: Buffer;
+  readonly fds: number[];
+}
+
+/**
+ * Collects an FdSocket's messages from now on, so none is lost between two awaits (a socket closes
+ * the fds of a message nobody listens for). Messages never taken are closed with the inbox.
+ */
+export class FdInbox {
+  readonly #sock: FdSocket;
+  #queue: FdMessage[] = [];
+  #waiters: Array<{ resolve(m: FdMessage): void; reject(err: Error): void }> = [];
+  #ended: Error | undefined;
+  #onMessage = (data: Buffer, fds: number[]): void => {
+    const waiter = this.#waiters.shift();
+    if (waiter) waiter.resolve({ data, fds });
+    else this.#queue.push({ data, fds });
+  };
+  #onError = (err: Error): void => {
+    this.#ended ??= err;
+  };
+  #onClose = (): void => {
+    this.#ended ??= ringwireError('ERR_PEER_GONE', 'the socket closed before the expected message arrived');
+    for (const w of this.#waiters.splice(0)) w.reject(this.#ended);
+  };
+
+  constructor(sock: FdSocket) {
+    this.#sock = sock;
+    sock.on('message', this.#onMessage);
+    sock.on('error', this.#onError);
+    sock.on('close', this.#onClose);
+  }
+
+  /** The next message; rejects with ERR_PEER_GONE (or the socket's error) once it closed, ERR_TIMEOUT after `timeoutMs`. */
+  next(timeoutMs = Infinity): Promise<FdMessage> {
+    const queued = this.#queue.shift();
+    if (queued) return Promise.resolve(queued);
+    if (this.#ended) return Promise.reject(this.#ended);
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const waiter = {
+        resolve: (m: FdMessage) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        reject: (err: Error) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      if (timeoutMs !== Infinity) {
+        timer = setTimeout(() => {
+          this.#waiters = this.#waiters.filter((w) => w !== waiter);
+          reject(ringwireError('ERR_TIMEOUT', `no message within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.#waiters.push(waiter);
+    });
+  }
+
+  /** Stops collecting and closes the fds of messages never taken. Does not close the socket. */
+  close(): void {
+    this.#sock.off('message', this.#onMessage);
+    this.#sock.off('error', this.#onError);
+    this.#sock.off('close', this.#onClose);
+    for (const m of this.#queue.splice(0)) for (const fd of m.fds) native().close(fd);
+    this.#ended ??= ringwireError('ERR_RING_CLOSED', 'inbox closed');
+    for (const w of this.#waiters.splice(0)) w.reject(this.#ended);
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * Parent side of the cross-process ring tests: starts test/workers/process-ring-child.js with its
+ * own SOCK_SEQPACKET socket in the test's temp dir and hands back the connected socket.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FdInbox } from '../../lib/process-ring.js';
+import { FdServer, type FdSocket } from '../../lib/unix-socket.js';
+import { withTimeout, type Children } from '../helpers.js';
+import type { ChildParams, ChildRole } from './process-ring-child.js';
+
+const childScript = fileURLToPath(new URL('./process-ring-child.js', import.meta.url));
+export const CHILD_WAIT_MS = 30_000;
+
+export interface RingChild {
+  readonly proc: ChildProcess;
+  readonly sock: FdSocket;
+  readonly inbox: FdInbox;
+  /** Resolves with how the child ended: exit code, or the signal that killed it. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Spawns a child in `role`, waits for it to connect, and checks with SO_PEERCRED that it is that child. */
+export async function startChild(children: Children, dir: string, name: string, role: ChildRole, params: ChildParams): Promise<RingChild> {
+  const address = join(dir, `${name}.sock`);
+  const server = FdServer.listen(address, { mode: 0o600 });
+  try {
+    const connected = new Promise<FdSocket>((resolve) => server.once('connection', resolve));
+    const proc = children.add(spawn(process.execPath, [childScript, address, role, JSON.stringify(params)], { stdio: ['ignore', 'inherit', 'inherit'] }));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+    const early = exited.then(({ code, signal }) => {
+      throw new Error(`${name} exited (${signal ?? code}) before connecting`);
+    });
+    early.catch(() => {});
+    const sock = await withTimeout(`${name} connects`, CHILD_WAIT_MS, () => Promise.race([connected, early]));
+    // The inbox listens from the first tick, so no message (and none of its fds) is dropped.
+    const inbox = new FdInbox(sock);
+    children.onCleanup(() => {
+      inbox.close();
+      sock.close();
+    });
+    if (sock.peerCred().pid !== proc.pid) throw new Error(`${name}: the socket's peer is pid ${sock.peerCred().pid}, not the child ${proc.pid}`);
+    return { proc, sock, inbox, exited };
+  } finally {
+    server.close();
+  }
+}
+
+/** The child's next message, parsed as JSON. */
+export async function report<T>(child: RingChild, timeoutMs = CHILD_WAIT_MS): Promise<T> {
+  const m = await child.inbox.next(timeoutMs);
+  return JSON.parse(m.data.toString()) as T;
+}

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync, readlinkSync, writeFileSync, writeSync, unlinkSync } from 'node:fs';
+import { closeSync, readFileSync, readlinkSync, writeFileSync, writeSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRingwireError, type ErrorCode } from '../lib/errors.js';
 import { addonAvailable, native } from '../lib/native.js';

@@ -11,7 +11,7 @@ import { EventFd } from '../lib/eventfd.js';
 import { Region } from '../lib/region.js';
 import { encodeAddress, FdServer, FdSocket, MAX_FDS, type SocketType } from '../lib/unix-socket.js';
 import { makeTempDir, prng, requireOrSkip, testSeed, withTimeout } from './helpers.js';
-import { witnessCloexec, witnessIsOpen } from './20-libc-witness.js';
+import { witnessCloexec } from './20-libc-witness.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());
 

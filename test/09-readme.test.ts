@@ -1,0 +1,51 @@
+/**
+ * The README's examples are promises: extract every ```js block, point its `ringwire` imports at
+ * this build, run it in a child process, and check what it prints.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { makeTempDir } from './helpers.js';
+
+const root = new URL('../../', import.meta.url);
+const readme = readFileSync(new URL('README.md', root), 'utf8');
+const entry = pathToFileURL(join(new URL('dist/lib/index.js', root).pathname)).href;
+const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]!);
+
+/** What each example must print, in order of the blocks. */
+const expected: RegExp[][] = [
+  [/^7 hello, ring$/m, /^record 0 1$/m],
+  [/^doubled \[ 2, 4, 6 \]$/m, /messages: 2/],
+];
+
+function run(file: string): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [file], { timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
+    });
+  });
+}
+
+test('the README has the examples this test knows about', () => {
+  assert.is(blocks.length, expected.length, 'a README example was added or removed: update expected');
+});
+
+blocks.forEach((code, i) => {
+  test(`README example ${i + 1} runs and prints what it says`, async () => {
+    const tmp = makeTempDir();
+    try {
+      const file = join(tmp.dir, `example-${i + 1}.mjs`);
+      writeFileSync(file, code.replaceAll("'ringwire'", `'${entry}'`));
+      const { code: exit, out } = await run(file);
+      assert.is(exit, 0, out);
+      for (const re of expected[i] ?? []) assert.match(out, re);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});
+
+test.run();

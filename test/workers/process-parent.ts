@@ -52,3 +52,11 @@ export async function report<T>(child: RingChild, timeoutMs = CHILD_WAIT_MS): Pr
   const m = await child.inbox.next(timeoutMs);
   return JSON.parse(m.data.toString()) as T;
 }
+
+/** Hands a producer child the consumer half's fds and adds the space bell it answers with. */
+export async function joinProducer(child: RingChild, fds: readonly number[], addProducer: (fd: number) => () => void): Promise<() => void> {
+  child.sock.send(Buffer.from('half'), [...fds]);
+  const answer = await child.inbox.next(CHILD_WAIT_MS);
+  if (answer.fds.length !== 1) throw new Error(`producer sent ${answer.fds.length} fds`);
+  return addProducer(answer.fds[0]!);
+}

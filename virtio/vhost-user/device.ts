@@ -1,0 +1,86 @@
+/**
+ * The device layer of a vhost-user back-end: what a particular virtio device (rng, net, ...) adds
+ * on top of the protocol and state layers. Every method has a default that means "unsupported" or
+ * "nothing to do", so a device overrides only what it implements (rust-vmm's VhostUserBackend).
+ *
+ * Concurrency contract: all methods are called on the event loop of the thread that owns the
+ * back-end, one at a time. A queue handler runs synchronously to completion; the state layer relies
+ * on that to answer GET_VRING_BASE without waiting for in-flight buffers.
+ */
+import { ringwireError } from '../../lib/errors.js';
+import type { DescriptorChain, SplitQueueDevice } from '../split-queue.js';
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from '../split-layout.js';
+
+/** VIRTIO_F_VERSION_1 (virtio 1.2, 6 "Reserved Feature Bits"): a modern, little-endian device. */
+export const VIRTIO_F_VERSION_1 = 32;
+
+/** The transport features every ringwire device supports: the split queue implements them. */
+export const TRANSPORT_FEATURES = (1n << BigInt(VIRTIO_F_VERSION_1)) | (1n << BigInt(VIRTIO_F_INDIRECT_DESC)) | (1n << BigInt(VIRTIO_F_EVENT_IDX));
+
+/** A started, enabled queue as device code sees it. Valid until queueStopped() for its index. */
+export interface VringHandle {
+  readonly index: number;
+  readonly queue: SplitQueueDevice;
+  /** Signals the call eventfd if the driver asked to be told about the used buffers pushed since the last call. */
+  notify(): void;
+}
+
+export abstract class VhostUserDevice {
+  /** Number of virtqueues (GET_QUEUE_NUM answers this unless overridden by queueNumReply). */
+  abstract readonly numQueues: number;
+
+  /** Virtio features offered (GET_FEATURES), without VHOST_USER_F_PROTOCOL_FEATURES (the state layer adds it). */
+  features(): bigint {
+    return TRANSPORT_FEATURES;
+  }
+
+  /** The features the driver accepted (SET_FEATURES). QEMU can send bits that were never offered. */
+  acknowledgeFeatures(_features: bigint): void {}
+
+  /** The virtio config space, or undefined when the device has none (then GET_CONFIG is refused). */
+  config(): Uint8Array | undefined {
+    return undefined;
+  }
+
+  /** SET_CONFIG: writes to the config space. Unsupported unless overridden. */
+  setConfig(offset: number, _data: Uint8Array): void {
+    throw ringwireError('ERR_VHOST_PROTOCOL', `device has no writable config space (SET_CONFIG at ${offset})`);
+  }
+
+  /** A queue became started and enabled; kicks for it go to handleQueue(). */
+  queueStarted(_vring: VringHandle): void {}
+
+  /** A queue was stopped (GET_VRING_BASE, disable, reset or disconnect): forget its handle. */
+  queueStopped(_index: number): void {}
+
+  /**
+   * The driver kicked queue `vring.index` (or it was just started with buffers pending). Process
+   * what is available and call vring.notify(). An ERR_VIRTQUEUE_BROKEN thrown from here marks the
+   * queue broken; any other error does too, with the error as the logged reason.
+   */
+  handleQueue(vring: VringHandle): void {
+    throw ringwireError('ERR_VHOST_PROTOCOL', `device has no handler for queue ${vring.index}`);
+  }
+
+  /** The front-end went away or reset the device: drop all per-connection state. */
+  reset(): void {}
+}
+
+/**
+ * Runs `each` for every available chain (it returns the bytes it wrote), then re-enables kicks and goes round again if buffers
+ * arrived meanwhile (2.7.10: the re-check closes the race with a driver that looked at our
+ * avail_event before we published it). Signals the driver once per batch.
+ */
+export function drainQueue(vring: VringHandle, each: (chain: DescriptorChain) => number): void {
+  const q = vring.queue;
+  for (;;) {
+    q.disableKickNotifications();
+    let n = 0;
+    for (let chain = q.pop(); chain; chain = q.pop()) {
+      q.pushUsed(chain.head, each(chain));
+      n++;
+    }
+    if (n > 0) vring.notify();
+    if (!q.enableKickNotifications()) return;
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * SET_MEM_TABLE, the state side: maps each region's fd at its mmap_offset and builds the
+ * GuestMemory the queues translate through (vhost-user.rst, "Memory regions description" and
+ * "VHOST_USER_SET_MEM_TABLE": "the back-end ... must map the regions ... and close the old ones").
+ *
+ * Unmapping: the addon exposes a mapping as an external SharedArrayBuffer that is unmapped when
+ * garbage-collected, so "unmapping the old table" means dropping every reference to it: the
+ * queues are rebuilt over the new table at once, and the fds are closed right after mmap (the
+ * mapping keeps the memory alive; an fd left open per region would keep a dead guest's RAM too).
+ */
+import { isRingwireError, ringwireError } from '../../lib/errors.js';
+import { closeFd } from '../../lib/native.js';
+import { Region } from '../../lib/region.js';
+import { GuestMemory } from '../memory.js';
+import type { MemoryRegionDescription } from './payloads.js';
+
+const PAGE = 4096n;
+
+/**
+ * Maps `regions` (one fd each, same order) and returns the new guest memory. Takes ownership of
+ * every fd: on success and on failure alike all of them are closed before returning. Throws
+ * ERR_VHOST_PROTOCOL (drop the connection) on an unmappable or inconsistent table.
+ */
+export function mapMemoryTable(regions: readonly MemoryRegionDescription[], fds: readonly number[]): GuestMemory {
+  const mapped: Region[] = [];
+  try {
+    if (regions.length === 0) throw ringwireError('ERR_VHOST_PROTOCOL', 'SET_MEM_TABLE with no regions');
+    if (fds.length !== regions.length) {
+      throw ringwireError('ERR_VHOST_PROTOCOL', `SET_MEM_TABLE has ${regions.length} regions but ${fds.length} fds`);
+    }
+    const init = regions.map((r, i) => {
+      if (r.mmapOffset % PAGE !== 0n) throw ringwireError('ERR_VHOST_PROTOCOL', `region ${i}: mmap_offset 0x${r.mmapOffset.toString(16)} is not page-aligned`);
+      if (r.mmapOffset + r.memorySize > BigInt(Number.MAX_SAFE_INTEGER)) throw ringwireError('ERR_VHOST_PROTOCOL', `region ${i}: too large to map`);
+      let region: Region;
+      try {
+        region = Region.fromFd(fds[i]!, { writable: true, offset: Number(r.mmapOffset), size: Number(r.memorySize) });
+      } catch (err) {
+        throw ringwireError('ERR_VHOST_PROTOCOL', `region ${i}: cannot map ${r.memorySize} bytes at offset ${r.mmapOffset} of its fd: ${(err as Error).message}`, { cause: err });
+      }
+      mapped.push(region);
+      return { guestPhysAddr: r.guestPhysAddr, userspaceAddr: r.userspaceAddr, size: r.memorySize, bytes: new Uint8Array(region.buffer) };
+    });
+    try {
+      return new GuestMemory(init);
+    } catch (err) {
+      throw isRingwireError(err) ? ringwireError('ERR_VHOST_PROTOCOL', `memory table refused: ${err.message}`, { cause: err }) : err;
+    }
+  } finally {
+    // Regions own the fds they mapped; the rest (after a failure) are still ours.
+    for (const r of mapped) r.closeFd();
+    for (const fd of fds.slice(mapped.length)) closeQuietly(fd);
+  }
+}
+
+/** Closes a received fd we are refusing; an already-invalid fd is not worth an error. */
+export function closeQuietly(fd: number): void {
+  try {
+    closeFd(fd);
+  } catch {
+    // EBADF: nothing left to release.
+  }
+}

@@ -1,0 +1,276 @@
+/**
+ * The state layer of a vhost-user back-end: feature and protocol-feature negotiation, ownership,
+ * the guest memory table and the vrings (vhost-user.rst, "Front-end message types" and "Ring
+ * states"; https://www.qemu.org/docs/master/interop/vhost-user.html). It gets whole messages from
+ * the wire layer and returns the reply payload, if the request has one; it never touches the
+ * socket. Anything malformed or out of order throws ERR_VHOST_PROTOCOL: the wire layer then drops
+ * the connection, and close() releases every fd and mapping.
+ *
+ * Fd ownership: handle() owns msg.fds from the moment it is called and closes every fd it does
+ * not keep, whether it returns or throws.
+ */
+import { ringwireError } from '../../lib/errors.js';
+import type { GuestMemory } from '../memory.js';
+import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from '../split-layout.js';
+import type { VhostUserDevice } from './device.js';
+import { closeQuietly, mapMemoryTable } from './memory-table.js';
+import {
+  ConfigPayload, MemoryTablePayload, U64Payload, VHOST_VRING_F_LOG, VringAddressPayload, VringFdPayload, VringStatePayload,
+} from './payloads.js';
+import { VHOST_USER_F_PROTOCOL_FEATURES, VhostUserProtocolFeature as PF, VhostUserRequest as R, type VhostUserMessage } from './protocol.js';
+import { Vring } from './vring.js';
+
+const bit = (n: number): bigint => 1n << BigInt(n);
+
+type View = { check(): string | null };
+
+function valid<T extends View>(view: T, what: string): T {
+  const bad = view.check();
+  if (bad) throw ringwireError('ERR_VHOST_PROTOCOL', `${what}: ${bad}`);
+  return view;
+}
+
+/** Fds each request carries: SET_MEM_TABLE one per region, the vring fd requests one unless NOFD. */
+function expectedFds(msg: VhostUserMessage): number {
+  switch (msg.request) {
+    case R.SET_MEM_TABLE: {
+      const t = new MemoryTablePayload(msg.payload);
+      return t.check() === null ? t.nregions : -1;
+    }
+    case R.SET_VRING_KICK:
+    case R.SET_VRING_CALL:
+    case R.SET_VRING_ERR: {
+      const p = new VringFdPayload(msg.payload);
+      return p.check() === null ? (p.noFd ? 0 : 1) : -1;
+    }
+    default:
+      return 0;
+  }
+}
+
+export class VhostUserBackendState {
+  readonly device: VhostUserDevice;
+  readonly vrings: readonly Vring[];
+  #memory: GuestMemory | undefined;
+  #owner = false;
+  #features = 0n;
+  #protocolFeatures = 0n;
+  readonly #log: (message: string) => void;
+
+  constructor(device: VhostUserDevice, log: (message: string) => void) {
+    this.device = device;
+    this.#log = log;
+    if (!Number.isInteger(device.numQueues) || device.numQueues < 1 || device.numQueues > 256) {
+      throw ringwireError('ERR_OUT_OF_RANGE', `numQueues must be 1..256 (the vring index is 8 bits), got ${device.numQueues}`);
+    }
+    this.vrings = Array.from({ length: device.numQueues }, (_, i) => new Vring(i, device, log));
+  }
+
+  /** Protocol features this back-end offers: REPLY_ACK and RESET_DEVICE always, CONFIG when the device has a config space. */
+  offeredProtocolFeatures(): bigint {
+    let pf = bit(PF.REPLY_ACK) | bit(PF.RESET_DEVICE);
+    if (this.device.config() !== undefined) pf |= bit(PF.CONFIG);
+    return pf;
+  }
+
+  /** True once REPLY_ACK is negotiated: a need_reply request then gets a u64 status. */
+  get replyAck(): boolean {
+    return (this.#protocolFeatures & bit(PF.REPLY_ACK)) !== 0n;
+  }
+
+  get memory(): GuestMemory | undefined {
+    return this.#memory;
+  }
+
+  get acknowledgedFeatures(): bigint {
+    return this.#features;
+  }
+
+  /** Handles one request; returns its reply payload, or undefined for requests without one. */
+  handle(msg: VhostUserMessage): Uint8Array | undefined {
+    const want = expectedFds(msg);
+    if (want >= 0 && msg.fds.length !== want) {
+      for (const fd of msg.fds) closeQuietly(fd);
+      throw ringwireError('ERR_VHOST_PROTOCOL', `${R[msg.request] ?? `request ${msg.request}`} came with ${msg.fds.length} fds, expected ${want}`);
+    }
+    // From here on only the requests with fds (want > 0) keep any; their handlers own them.
+    if (want <= 0) for (const fd of msg.fds) closeQuietly(fd);
+    return this.#dispatch(msg);
+  }
+
+  /** Releases the memory table and every vring fd, and resets the device. */
+  close(): void {
+    for (const v of this.vrings) v.close();
+    this.#memory = undefined;
+    this.device.reset();
+  }
+
+  #dispatch(msg: VhostUserMessage): Uint8Array | undefined {
+    const p = msg.payload;
+    switch (msg.request) {
+      case R.GET_FEATURES:
+        return U64Payload.encode(this.device.features() | bit(VHOST_USER_F_PROTOCOL_FEATURES));
+      case R.SET_FEATURES: {
+        // QEMU 7.2 may ack bits it was never offered (EVENT_IDX: design doc); the queue honours what was acked.
+        this.#features = valid(new U64Payload(p), 'SET_FEATURES').value;
+        this.device.acknowledgeFeatures(this.#features & ~bit(VHOST_USER_F_PROTOCOL_FEATURES));
+        if (!this.#protocolFeaturesNegotiated()) for (const v of this.vrings) v.enabled = true;
+        return undefined;
+      }
+      case R.GET_PROTOCOL_FEATURES:
+        return U64Payload.encode(this.offeredProtocolFeatures());
+      case R.SET_PROTOCOL_FEATURES: {
+        const pf = valid(new U64Payload(p), 'SET_PROTOCOL_FEATURES').value;
+        const extra = pf & ~this.offeredProtocolFeatures();
+        if (extra) throw ringwireError('ERR_VHOST_PROTOCOL', `SET_PROTOCOL_FEATURES acks bits 0x${extra.toString(16)} that were not offered`);
+        this.#protocolFeatures = pf;
+        return undefined;
+      }
+      case R.SET_OWNER:
+        if (this.#owner) throw ringwireError('ERR_VHOST_PROTOCOL', 'SET_OWNER sent twice on one connection');
+        this.#owner = true;
+        return undefined;
+      case R.RESET_OWNER:
+      case R.RESET_DEVICE:
+        this.#reset();
+        return undefined;
+      case R.GET_QUEUE_NUM:
+        return U64Payload.encode(BigInt(this.vrings.length));
+      case R.SET_MEM_TABLE:
+        return this.#setMemTable(msg);
+      case R.SET_VRING_NUM: {
+        const s = valid(new VringStatePayload(p), 'SET_VRING_NUM');
+        this.#vring(s.index, 'SET_VRING_NUM').setNum(s.num);
+        return undefined;
+      }
+      case R.SET_VRING_ADDR: {
+        const a = valid(new VringAddressPayload(p), 'SET_VRING_ADDR');
+        if (a.flags & VHOST_VRING_F_LOG) throw ringwireError('ERR_VHOST_PROTOCOL', 'SET_VRING_ADDR asks for used-ring logging, which was not offered');
+        const v = this.#vring(a.index, 'SET_VRING_ADDR');
+        v.setAddresses({ desc: a.desc, avail: a.avail, used: a.used });
+        this.#tryStart(v);
+        return undefined;
+      }
+      case R.SET_VRING_BASE: {
+        const s = valid(new VringStatePayload(p), 'SET_VRING_BASE');
+        this.#vring(s.index, 'SET_VRING_BASE').setBase(s.num);
+        return undefined;
+      }
+      case R.GET_VRING_BASE: {
+        const s = valid(new VringStatePayload(p), 'GET_VRING_BASE');
+        const v = this.#vring(s.index, 'GET_VRING_BASE');
+        return VringStatePayload.encode(v.index, v.getBase());
+      }
+      case R.SET_VRING_KICK:
+      case R.SET_VRING_CALL:
+      case R.SET_VRING_ERR:
+        this.#setVringFd(msg);
+        return undefined;
+      case R.SET_VRING_ENABLE: {
+        const s = valid(new VringStatePayload(p), 'SET_VRING_ENABLE');
+        if (!this.#protocolFeaturesNegotiated()) throw ringwireError('ERR_VHOST_PROTOCOL', 'SET_VRING_ENABLE without VHOST_USER_F_PROTOCOL_FEATURES');
+        if (s.num > 1) throw ringwireError('ERR_VHOST_PROTOCOL', `SET_VRING_ENABLE with state ${s.num}`);
+        const v = this.#vring(s.index, 'SET_VRING_ENABLE');
+        v.enabled = s.num === 1;
+        if (v.enabled) this.#tryStart(v);
+        else v.stop();
+        return undefined;
+      }
+      case R.GET_CONFIG:
+        return this.#getConfig(p);
+      case R.SET_CONFIG: {
+        this.#requireProtocolFeature(PF.CONFIG, 'SET_CONFIG');
+        const c = valid(new ConfigPayload(p), 'SET_CONFIG');
+        this.device.setConfig(c.offset, c.data);
+        return undefined;
+      }
+      default:
+        throw ringwireError('ERR_VHOST_PROTOCOL', `${R[msg.request] ?? `unknown request ${msg.request}`} is not supported by this back-end`);
+    }
+  }
+
+  #setMemTable(msg: VhostUserMessage): undefined {
+    const t = new MemoryTablePayload(msg.payload);
+    const bad = t.check();
+    if (bad) {
+      for (const fd of msg.fds) closeQuietly(fd);
+      throw ringwireError('ERR_VHOST_PROTOCOL', `SET_MEM_TABLE: ${bad}`);
+    }
+    const memory = mapMemoryTable(t.regions(), msg.fds);
+    // The old table goes away now: running queues are rebuilt over the new one, from where they were.
+    const running = this.vrings.filter((v) => v.running);
+    for (const v of running) v.stop();
+    this.#memory = memory;
+    for (const v of running) this.#tryStart(v);
+    return undefined;
+  }
+
+  #setVringFd(msg: VhostUserMessage): void {
+    const name = R[msg.request]!;
+    let f: VringFdPayload;
+    try {
+      f = valid(new VringFdPayload(msg.payload), name);
+      if (f.index >= this.vrings.length) throw ringwireError('ERR_VHOST_PROTOCOL', `${name} for vring ${f.index}, device has ${this.vrings.length}`);
+      if (f.noFd && msg.request === R.SET_VRING_KICK) throw ringwireError('ERR_VHOST_PROTOCOL', 'SET_VRING_KICK without an fd (polling mode) is not supported');
+    } catch (err) {
+      for (const fd of msg.fds) closeQuietly(fd);
+      throw err;
+    }
+    const v = this.vrings[f.index]!;
+    const fd = msg.fds[0];
+    try {
+      if (msg.request === R.SET_VRING_KICK) {
+        v.setKick(fd!);
+        // Without protocol features a ring starts enabled as soon as it is started ("Ring states").
+        if (!this.#protocolFeaturesNegotiated()) v.enabled = true;
+        this.#tryStart(v);
+      } else if (msg.request === R.SET_VRING_CALL) {
+        v.setCall(fd);
+      } else {
+        v.setErr(fd);
+      }
+    } catch (err) {
+      if (fd !== undefined) closeQuietly(fd);
+      throw ringwireError('ERR_VHOST_PROTOCOL', `${name} for vring ${f.index}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  #getConfig(p: Uint8Array): Uint8Array {
+    this.#requireProtocolFeature(PF.CONFIG, 'GET_CONFIG');
+    const c = valid(new ConfigPayload(p), 'GET_CONFIG');
+    const space = this.device.config();
+    if (!space) throw ringwireError('ERR_VHOST_PROTOCOL', 'GET_CONFIG on a device without a config space');
+    const data = new Uint8Array(c.size);
+    data.set(space.subarray(Math.min(c.offset, space.byteLength), Math.min(c.offset + c.size, space.byteLength)));
+    return ConfigPayload.encode(c.offset, c.flags, data);
+  }
+
+  #tryStart(v: Vring): void {
+    v.tryStart(this.#memory, {
+      eventIdx: (this.#features & bit(VIRTIO_F_EVENT_IDX)) !== 0n,
+      indirect: (this.#features & bit(VIRTIO_F_INDIRECT_DESC)) !== 0n,
+    });
+  }
+
+  #reset(): void {
+    for (const v of this.vrings) v.close();
+    this.#memory = undefined;
+    this.#features = 0n;
+    this.#owner = false;
+    this.device.reset();
+  }
+
+  #vring(index: number, what: string): Vring {
+    const v = this.vrings[index];
+    if (!v) throw ringwireError('ERR_VHOST_PROTOCOL', `${what} for vring ${index}, device has ${this.vrings.length}`);
+    return v;
+  }
+
+  #protocolFeaturesNegotiated(): boolean {
+    return (this.#features & bit(VHOST_USER_F_PROTOCOL_FEATURES)) !== 0n || this.#protocolFeatures !== 0n;
+  }
+
+  #requireProtocolFeature(f: PF, what: string): void {
+    if ((this.#protocolFeatures & bit(f)) === 0n) throw ringwireError('ERR_VHOST_PROTOCOL', `${what} without the ${PF[f]} protocol feature`);
+  }
+}

@@ -71,6 +71,7 @@ export class Vm {
   #marks = new Map<string, GuestMark>();
   #started = Date.now();
   #timedOut = false;
+  #killRequested = false;
   #timer: NodeJS.Timeout;
   #exited: Promise<VmResult>;
   #logsDir: string | undefined;
@@ -150,7 +151,7 @@ export class Vm {
     const r = await this.wait();
     if (r.exitCode === 0) return r;
     const why = r.timedOut ? 'timed out' : r.exitCode === null ? `never finished its script (QEMU exit ${r.qemuExit})` : `script exited ${r.exitCode}`;
-    throw new Error(`VM ${this.name} ${why}; logs kept in ${r.logsDir}${this.#tail()}`);
+    throw new Error(`VM ${this.name} ${why}; logs kept in ${r.logsDir ?? this.preserveLogs(why)}${this.#tail()}`);
   }
 
   /**
@@ -177,8 +178,9 @@ export class Vm {
     });
   }
 
-  /** Kills QEMU (SIGKILL) and waits until it is gone. */
+  /** Kills QEMU (SIGKILL) and waits until it is gone; logs are not kept for a kill asked for here. */
   async kill(): Promise<void> {
+    this.#killRequested = true;
     if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGKILL');
     await this.#exited;
   }
@@ -246,7 +248,8 @@ export class Vm {
     const end = this.#text.indexOf(`${GUEST_MARK} job-exit`, start);
     const output = start < 0 ? '' : this.#text.slice(this.#text.indexOf('\n', start) + 1, end < 0 ? undefined : end).replace(/\r/g, '');
     const result: VmResult = { exitCode, output, timedOut: this.#timedOut, qemuExit, wallMs: Date.now() - this.#started, marks: this.#marks };
-    if (exitCode !== 0) {
+    // A guest its test killed on purpose is not a failure; withVms still keeps its logs if the test throws.
+    if (exitCode !== 0 && !(this.#killRequested && !this.#timedOut)) {
       const failed = [...this.#marks.keys()].find((k) => k.startsWith('FAILED:'));
       const why = this.#timedOut ? 'timed out' : exitCode === null ? `no exit status (${failed ?? `QEMU exit ${qemuExit}`})` : `script exited ${exitCode}`;
       result.logsDir = this.preserveLogs(why);

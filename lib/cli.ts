@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+/**
+ * `ringwire <command> [options]`: one entry per command, each a module that takes its own argv and
+ * resolves with an exit code. Add a command with one line in `commands`.
+ */
+import { isRingwireError } from './errors.js';
+import { ivshmemServerCommand } from './ivshmem/cli.js';
+
+type Command = { run(argv: string[]): Promise<number>; summary: string };
+
+const commands: Record<string, Command> = {
+  'ivshmem-server': { run: ivshmemServerCommand, summary: 'ivshmem-server for QEMU ivshmem-doorbell devices, with a host peer' },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  return `usage: ringwire <command> [options]\ncommands:\n${Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`).join('\n')}\n'ringwire <command> --help' describes a command's options.`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h') {
+    console.log(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`ringwire: unknown command ${JSON.stringify(name)}\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    const code = isRingwireError(err) ? err.code : (err as { code?: string }).code;
+    console.error(`ringwire ${name}: ${code ? `${code}: ` : ''}${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -16,7 +16,8 @@
  *
  * Each side first creates its half (`create*Half`), sends `half.fds` to the peer, then attaches
  * the fds it received (`attach*`). Attaching takes ownership of the half and of the received fds;
- * the returned ProcessRing's close() closes them all. Mappings outlive close() until the buffers
+ * the returned ProcessRing's close() closes them all. If attaching fails, every received fd has
+ * been closed and the half is still the caller's (to retry with another peer, or to close). Mappings outlive close() until the buffers
  * are garbage-collected, so a ring object in use never faults.
  *
  * Concurrency contract: every object here belongs to the thread that created it.
@@ -192,10 +193,10 @@ const peerBell = (fd: number): EventFdDoorbell => EventFdDoorbell.fromFd(fd);
 
 /** The producer's end of an SPSC ring; `peerFds` is what the consumer's half sent: [consumer block, data bell]. */
 export function attachSpscProducer(half: SpscProducerHalf, peerFds: readonly number[], opts: ProcessRingOptions = {}): ProcessRing<SpscProducer> {
-  checkHalf(half, 'spsc-producer');
   let block!: Region;
   let dataBell!: EventFdDoorbell;
   const [ring, owned] = adopt(peerFds, ['consumer block', 'data bell'], 'SPSC producer', (take) => {
+    checkHalf(half, 'spsc-producer');
     take(0, (fd) => (block = peerBlock(false, 'SPSC consumer block')(fd)));
     take(1, (fd) => (dataBell = peerBell(fd)));
     return new SpscProducer({ producer: { buffer: half.block.buffer }, consumer: { buffer: block.buffer } }, { ...opts, dataBell, spaceBell: half.spaceBell });
@@ -205,10 +206,10 @@ export function attachSpscProducer(half: SpscProducerHalf, peerFds: readonly num
 
 /** The consumer's end of an SPSC ring; `peerFds` is what the producer's half sent: [producer block, space bell]. */
 export function attachSpscConsumer(half: SpscConsumerHalf, peerFds: readonly number[], opts: ProcessRingOptions = {}): ProcessRing<SpscConsumer> {
-  checkHalf(half, 'spsc-consumer');
   let block!: Region;
   let spaceBell!: EventFdDoorbell;
   const [ring, owned] = adopt(peerFds, ['producer block', 'space bell'], 'SPSC consumer', (take) => {
+    checkHalf(half, 'spsc-consumer');
     take(0, (fd) => (block = peerBlock(false, 'SPSC producer block')(fd)));
     take(1, (fd) => (spaceBell = peerBell(fd)));
     return new SpscConsumer({ producer: { buffer: block.buffer }, consumer: { buffer: half.block.buffer } }, { ...opts, dataBell: half.dataBell, spaceBell });
@@ -218,11 +219,11 @@ export function attachSpscConsumer(half: SpscConsumerHalf, peerFds: readonly num
 
 /** An MPSC producer; `peerFds` is what the consumer's half sent: [producer block, consumer block, data bell]. */
 export function attachMpscProducer(half: MpscProducerHalf, peerFds: readonly number[], opts: ProcessRingOptions = {}): ProcessRing<MpscProducer> {
-  checkHalf(half, 'mpsc-producer');
   let records!: Region;
   let control!: Region;
   let dataBell!: EventFdDoorbell;
   const [ring, owned] = adopt(peerFds, ['producer block', 'consumer block', 'data bell'], 'MPSC producer', (take) => {
+    checkHalf(half, 'mpsc-producer');
     take(0, (fd) => (records = peerBlock(true, 'MPSC producer block')(fd)));
     take(1, (fd) => (control = peerBlock(false, 'MPSC consumer block')(fd)));
     take(2, (fd) => (dataBell = peerBell(fd)));

@@ -1,0 +1,183 @@
+// Peers that misbehave: a child that writes to a block it was given read-only dies of SIGSEGV while
+// the ring keeps serving the others; a child that tries to shrink, grow or write-map a sealed
+// block gets typed errors and the ring is untouched; and fds a peer sends that are missing,
+// unsealed or of the wrong kind are refused with typed errors, every one of them closed.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { isRingwireError, type ErrorCode } from '../lib/errors.js';
+import { CW, RingKind } from '../lib/layout.js';
+import { addonAvailable } from '../lib/native.js';
+import {
+  attachMpscConsumer, attachSpscConsumer, attachSpscProducer, createMpscConsumerHalf, createSpscConsumerHalf,
+  createSpscProducerHalf, FdInbox, type RingHalf,
+} from '../lib/process-ring.js';
+import { Region } from '../lib/region.js';
+import { createBlockRegion } from '../lib/shm-ring.js';
+import { EventFd } from '../lib/eventfd.js';
+import { FdServer, FdSocket } from '../lib/unix-socket.js';
+import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
+import { CHILD_WAIT_MS, joinProducer, report, startChild } from './workers/process-parent.js';
+import { messageLength, SequenceChecker, writeMessage } from './workers/ring-worker.js';
+
+const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());
+const EPERM = 1;
+
+test('a child that writes to a block it has read-only dies of SIGSEGV; the ring keeps serving the others', async () => {
+  if (!available) return;
+  const { dir, cleanup } = makeTempDir();
+  const children = new Children();
+  const half = createMpscConsumerHalf(1 << 14, 'parent-mpsc');
+  try {
+    await withTimeout('read-only fault', 90_000, async () => {
+      const per = 300_000;
+      const consumer = attachMpscConsumer(half, { spin: 16 });
+      children.onCleanup(consumer.close);
+      const producer = await startChild(children, dir, 'producer', 'mpsc-producer', { producerId: 0, count: per });
+      const writer = await startChild(children, dir, 'writer', 'fault-writer', {});
+      writer.sock.send(Buffer.from('half'), [...half.fds]);
+      assert.ok((await report<{ mapped: number }>(writer)).mapped > 0, 'the writer mapped the consumer block read-only');
+      await joinProducer(producer, half.fds, consumer.addProducer);
+      const check = new SequenceChecker(1);
+      let faulted: Promise<{ signal: NodeJS.Signals | null }> | undefined;
+      let headAfterFault = -1;
+      while (check.total < per) {
+        if (consumer.ring.drain(check.onRecord, 512) === 0 && !(await consumer.ring.waitForData({ timeoutMs: CHILD_WAIT_MS }))) {
+          throw new Error(`starved at ${check.total}`);
+        }
+        if (!faulted && check.total >= per / 4) {
+          writer.sock.send(Buffer.from('go'));
+          faulted = writer.exited.then((e) => {
+            headAfterFault = Atomics.load(new Int32Array(half.consumerBlock.buffer), CW.head);
+            return e;
+          });
+        }
+      }
+      assert.is((await faulted!).signal, 'SIGSEGV', 'the store into a read-only mapping killed the writer');
+      assert.is.not(headAfterFault, 0, 'the head it tried to zero is still ours');
+      assert.equal(check.next, [per], 'every message of the well-behaved producer arrived');
+      assert.is(consumer.ring.stats().abandoned, 0);
+      assert.is((await producer.exited).code, 0);
+    });
+  } finally {
+    await children.killAll();
+    half.close();
+    cleanup();
+  }
+});
+
+test('a child that tries to shrink, grow or write-map a sealed block gets typed errors; the ring is unaffected', async () => {
+  if (!available) return;
+  const { dir, cleanup } = makeTempDir();
+  const children = new Children();
+  const capacity = 1 << 12;
+  const half = createSpscProducerHalf(capacity, 'parent-producer');
+  try {
+    await withTimeout('sealed tamper', 90_000, async () => {
+      const count = 50_000;
+      const sizeBefore = half.block.size;
+      const child = await startChild(children, dir, 'tamper', 'sealed-tamper', { count, capacity });
+      child.sock.send(Buffer.from('half'), [...half.fds]);
+      const { ring, close } = attachSpscProducer(half, (await child.inbox.next(CHILD_WAIT_MS)).fds, { spin: 0 });
+      children.onCleanup(close);
+      let checksum = 0;
+      for (let seq = 0; seq < count; seq++) {
+        const len = messageLength(0, seq);
+        let off = ring.claim(len, 0);
+        while (off < 0) {
+          if (!(await ring.waitForSpace(len, { timeoutMs: CHILD_WAIT_MS }))) throw new Error(`no space at ${seq}`);
+          off = ring.claim(len, 0);
+        }
+        writeMessage(ring.data, off, 0, seq, len);
+        ring.commit();
+        checksum = (checksum + seq + len) >>> 0;
+      }
+      const r = await report<{ shrink: unknown; grow: unknown; writeMap: unknown; checksum: number; next: number[] }>(child);
+      assert.equal(r.shrink, { code: 'ERR_NATIVE', errno: EPERM, syscall: 'ftruncate' });
+      assert.equal(r.grow, { code: 'ERR_NATIVE', errno: EPERM, syscall: 'ftruncate' });
+      assert.equal(r.writeMap, { code: 'ERR_NATIVE', errno: EPERM, syscall: 'mmap' });
+      assert.equal(r.next, [count], 'the child then consumed every message');
+      assert.is(r.checksum, checksum);
+      assert.is(half.block.size, sizeBefore);
+      assert.equal(half.block.seals(), { shrink: true, grow: true, write: false, futureWrite: true, seal: true });
+      assert.is((await child.exited).code, 0);
+    });
+  } finally {
+    await children.killAll();
+    half.close();
+    cleanup();
+  }
+});
+
+/** Sends `fds` to ourselves over a seqpacket socket and returns the received copies, which we own. */
+async function receivedCopies(dir: string, fds: number[]): Promise<number[]> {
+  const server = FdServer.listen(join(dir, 'self.sock'));
+  try {
+    const accepted = new Promise<FdSocket>((resolve) => server.once('connection', resolve));
+    const client = await FdSocket.connect(join(dir, 'self.sock'));
+    const sock = await accepted;
+    const inbox = new FdInbox(sock);
+    client.send(Buffer.from('fds'), fds);
+    const m = await inbox.next(CHILD_WAIT_MS);
+    inbox.close();
+    sock.close();
+    client.close();
+    return m.fds;
+  } finally {
+    server.close();
+  }
+}
+
+function refusesAndCloses(code: ErrorCode, fds: number[], fn: (fds: number[]) => unknown): void {
+  try {
+    fn(fds);
+    assert.unreachable(`attach accepted bad fds (${code} expected)`);
+  } catch (err) {
+    if (!isRingwireError(err)) throw err;
+    assert.is(err.code, code, err.message);
+  }
+  for (const fd of fds) assert.not.ok(existsSync(`/proc/self/fd/${fd}`), `fd ${fd} was closed after ${code}`);
+}
+
+test('bad fds from a peer: wrong count, unsealed memory, a non-eventfd bell, the wrong ring kind; all closed', async () => {
+  if (!available) return;
+  const { dir, cleanup } = makeTempDir();
+  const halves: RingHalf[] = [];
+  const local: Array<{ close(): void }> = [];
+  try {
+    const capacity = 1 << 12;
+    const producer = createSpscProducerHalf(capacity);
+    const consumer = createSpscConsumerHalf(capacity);
+    const mpsc = createMpscConsumerHalf(capacity);
+    halves.push(producer, consumer, mpsc);
+    const unsealed = Region.create('unsealed', 4096);
+    const bell = EventFd.create();
+    const mpscBlock = createBlockRegion(RingKind.Mpsc, capacity, 'producer', 'mpsc-block');
+    local.push(unsealed, bell, mpscBlock);
+
+    refusesAndCloses('ERR_HANDSHAKE', await receivedCopies(dir, [producer.block.fd]), (fds) => attachSpscConsumer(consumer, fds));
+    refusesAndCloses('ERR_HANDSHAKE', await receivedCopies(dir, [unsealed.fd, bell.fd]), (fds) => attachSpscConsumer(consumer, fds));
+    refusesAndCloses('ERR_INVALID_ARG', await receivedCopies(dir, [producer.block.fd, unsealed.fd]), (fds) => attachSpscConsumer(consumer, fds));
+    refusesAndCloses('ERR_RING_CORRUPT', await receivedCopies(dir, [mpscBlock.fd, bell.fd]), (fds) => attachSpscConsumer(consumer, fds));
+    refusesAndCloses('ERR_INVALID_ARG', await receivedCopies(dir, [...consumer.fds]), (fds) => attachSpscProducer(consumer as never, fds));
+    assert.throws(() => attachMpscConsumer(producer as never), (e: unknown) => isRingwireError(e, 'ERR_INVALID_ARG'));
+
+    // After all that, the halves still make a working ring.
+    const fdsForProducer = await receivedCopies(dir, [...consumer.fds]);
+    const fdsForConsumer = await receivedCopies(dir, [...producer.fds]);
+    const p = attachSpscProducer(producer, fdsForProducer);
+    const c = attachSpscConsumer(consumer, fdsForConsumer);
+    assert.ok(p.ring.send(new Uint8Array([1, 2, 3]), 7));
+    assert.equal(Array.from(c.ring.receive() ?? []), [1, 2, 3]);
+    p.close();
+    c.close();
+    for (const fd of [...fdsForProducer, ...fdsForConsumer]) assert.not.ok(existsSync(`/proc/self/fd/${fd}`), 'close() closed the peer fds');
+  } finally {
+    for (const h of halves) h.close();
+    for (const l of local) l.close();
+    cleanup();
+  }
+});
+
+test.run();

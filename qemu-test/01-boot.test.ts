@@ -4,7 +4,7 @@
  * server on the host's loopback (the baseline the VM benchmarks compare against).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -69,6 +69,8 @@ test('QEMU refusing its arguments is reported with its stderr and logs', async (
     } catch (err) {
       assert.match(String(err), /no-such-device/);
     }
+    // This failure was the point of the test: keep the log directory for real failures only.
+    rmSync(r.logsDir, { recursive: true, force: true });
   });
 });
 
@@ -109,6 +111,7 @@ test('a guest that overruns its timeout is killed and its logs are kept', async 
     assert.ok(r.logsDir && existsSync(join(r.logsDir, 'qemu-cmd.txt')));
     assert.match(readFileSync(join(r.logsDir, 'console.log'), 'latin1'), /about-to-hang/);
     assert.throws(() => process.kill(vm.pid ?? -1, 0), 'QEMU must be gone');
+    rmSync(r.logsDir, { recursive: true, force: true });
     await vm.kill();
   });
 });

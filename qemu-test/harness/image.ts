@@ -267,6 +267,13 @@ function listTree(root: string, rel = '.'): string[] {
   return out;
 }
 
+/** Drops entries for other kernel versions or cache formats (~80 MB each) once a new one exists. */
+function pruneOtherEntries(cacheDir: string, keep: string): void {
+  for (const name of readdirSync(cacheDir)) {
+    if (name !== keep && name.startsWith('linux-image-')) rmSync(join(cacheDir, name), { recursive: true, force: true });
+  }
+}
+
 let memo: GuestImage | undefined;
 
 /**
@@ -279,7 +286,10 @@ export async function ensureGuestImage(): Promise<GuestImage> {
   mkdirSync(cacheDir, { recursive: true });
   const pkg = resolveKernelPackage(cacheDir);
   const entry = join(cacheDir, `${pkg.name}_${pkg.version}-v${CACHE_FORMAT}`);
-  if (!existsSync(join(entry, 'manifest.json'))) buildKernelEntry(pkg, cacheDir, entry);
+  if (!existsSync(join(entry, 'manifest.json'))) {
+    buildKernelEntry(pkg, cacheDir, entry);
+    pruneOtherEntries(cacheDir, basename(entry));
+  }
   const manifest = JSON.parse(readFileSync(join(entry, 'manifest.json'), 'utf8')) as { release: string; kernelFormat: GuestImage['kernelFormat']; groups: GuestImage['moduleGroups'] };
   // The initramfs is keyed by what goes into it, so editing GUEST_INIT or busybox rebuilds it.
   const bb = statSync(BUSYBOX, { throwIfNoEntry: false });

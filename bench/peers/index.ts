@@ -4,6 +4,8 @@
  */
 import { registerTransport } from '../transport.js';
 import { messageChannel } from './message-channel.js';
+import { ringwireProcess } from './ringwire-process.js';
+import { ringwireProcessDoorbell } from './ringwire-process-doorbell.js';
 import { ringwireThread } from './ringwire-thread.js';
 import { tcp } from './tcp.js';
 import { uds } from './uds.js';
@@ -14,3 +16,5 @@ registerTransport(tcp);
 registerTransport(workerPostMessage);
 registerTransport(messageChannel);
 registerTransport(ringwireThread);
+registerTransport(ringwireProcess);
+registerTransport(ringwireProcessDoorbell);

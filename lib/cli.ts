@@ -5,11 +5,14 @@
  */
 import { isRingwireError } from './errors.js';
 import { ivshmemServerCommand } from './ivshmem/cli.js';
+import { vhostUserRngCommand, vhostUserSwitchCommand } from '../virtio/devices/cli.js';
 
 type Command = { run(argv: string[]): Promise<number>; summary: string };
 
 const commands: Record<string, Command> = {
   'ivshmem-server': { run: ivshmemServerCommand, summary: 'ivshmem-server for QEMU ivshmem-doorbell devices, with a host peer' },
+  'vhost-user-switch': { run: vhostUserSwitchCommand, summary: 'learning L2 switch between VMs (vhost-user-net), with host ports' },
+  'vhost-user-rng': { run: vhostUserRngCommand, summary: 'vhost-user-rng back-end (the guest reads /dev/hwrng)' },
 };
 
 function usage(): string {

@@ -1,0 +1,64 @@
+/**
+ * Host ports of the switch: a host process joins the VMs' Ethernet segment by connecting to a
+ * UNIX seqpacket socket. Each message is one Ethernet frame, both ways (no virtio header). Every
+ * connection is its own switch port and leaves the switch when it closes.
+ *
+ * Sending to a slow host process never blocks the switch: past `maxQueuedBytes` of unsent frames
+ * the port drops, like a switch port with a full egress queue.
+ */
+import { ringwireError } from '../../lib/errors.js';
+import { FdServer, FdSocket } from '../../lib/unix-socket.js';
+import { closeQuietly } from '../vhost-user/memory-table.js';
+import type { L2Switch, SwitchPort } from './l2-switch.js';
+import { MAX_FRAME } from './net.js';
+
+export const DEFAULT_HOST_PORT_QUEUE_BYTES = 4 << 20;
+
+class HostPort implements SwitchPort {
+  readonly name: string;
+  dropped = 0;
+  constructor(name: string, readonly socket: FdSocket, readonly maxQueuedBytes: number) {
+    this.name = name;
+  }
+  deliver(frame: Uint8Array): void {
+    if (this.socket.writableLength > this.maxQueuedBytes) {
+      this.dropped++;
+      return;
+    }
+    this.socket.send(frame);
+  }
+}
+
+export class HostPortServer {
+  readonly #server: FdServer;
+  readonly #ports = new Set<HostPort>();
+  #count = 0;
+
+  constructor(path: string, sw: L2Switch, options: { maxQueuedBytes?: number; log?: (message: string) => void } = {}) {
+    const log = options.log ?? (() => {});
+    const maxQueued = options.maxQueuedBytes ?? DEFAULT_HOST_PORT_QUEUE_BYTES;
+    if (!Number.isInteger(maxQueued) || maxQueued < 0) throw ringwireError('ERR_OUT_OF_RANGE', `maxQueuedBytes must be a non-negative integer, got ${maxQueued}`);
+    this.#server = FdServer.listen(path, { type: 'seqpacket', maxMessageSize: MAX_FRAME, maxFds: 1 });
+    this.#server.on('error', (err) => log(`host port listener: ${err.message}`));
+    this.#server.on('connection', (sock) => {
+      const port = new HostPort(`host${this.#count++}`, sock, maxQueued);
+      this.#ports.add(port);
+      sw.attach(port);
+      sock.on('message', (frame, fds) => {
+        for (const fd of fds) closeQuietly(fd);
+        sw.forward(port, frame);
+        sw.commit();
+      });
+      sock.on('error', (err) => log(`port ${port.name}: ${err.message}`));
+      sock.on('close', () => {
+        this.#ports.delete(port);
+        sw.detach(port);
+      });
+    });
+  }
+
+  close(): void {
+    this.#server.close();
+    for (const p of this.#ports) p.socket.close();
+  }
+}

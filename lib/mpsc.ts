@@ -17,53 +17,24 @@
  * producer stalled that long between its CAS and its mark loses that one record; it is counted.
  */
 import { ringwireError } from './errors.js';
-import { CW, PW, RECORD_HEADER, RingKind, TYPE_PADDING, MAX_USER_TYPE, maxMessageSize, recordBytes } from './layout.js';
+import { CW, PW, RECORD_HEADER, RingKind, TYPE_PADDING, MAX_USER_TYPE, recordBytes } from './layout.js';
 import { attachConsumerBlock, attachProducerBlock, type RingMemory } from './ring-memory.js';
-import type { ConsumerStats, ProducerStats, RecordCallback, RingConsumer, RingOptions, RingProducer } from './ring-types.js';
-import type { Doorbell } from './doorbell.js';
-import { checkMessage } from './spsc.js';
-import { DEFAULT_SPIN, waitUntil, waitUntilSync, type WaitOptions, type WaitingSide } from './wait.js';
+import type { RingOptions } from './ring-types.js';
+import { ConsumerBase, ProducerBase, checkMessage } from './ring-base.js';
+import { waitUntil, waitUntilSync, type WaitOptions } from './wait.js';
 
 export const DEFAULT_ABANDON_TIMEOUT_MS = 1000;
 
-export class MpscProducer implements RingProducer {
-  readonly data: Uint8Array;
-  readonly capacity: number;
-  readonly maxMessageSize: number;
-  #mask: number;
-  #pctl: Int32Array;
-  #kctl: Int32Array;
-  #words: Int32Array;
+export class MpscProducer extends ProducerBase {
+  /** Last consumer head seen by this producer. */
   #head: number;
   #claimOff = -1;
   #claimLen = 0;
-  #dataBell: Doorbell | undefined;
-  #spaceBell: Doorbell | undefined;
-  #spin: number;
-  #broken: Error | undefined;
-  #stats: ProducerStats = { messages: 0, bytes: 0, doorbellsRung: 0, doorbellsSuppressed: 0, fullWaits: 0 };
-  #need = 0;
-  #waitingSide: WaitingSide;
 
   constructor(memory: RingMemory, opts: RingOptions = {}) {
     const p = attachProducerBlock(memory.producer, RingKind.Mpsc);
-    const c = attachConsumerBlock(memory.consumer, RingKind.Mpsc, p.capacity);
-    this.data = p.data;
-    this.capacity = p.capacity;
-    this.maxMessageSize = maxMessageSize(p.capacity);
-    this.#mask = p.capacity - 1;
-    this.#pctl = p.ctl;
-    this.#kctl = c.ctl;
-    this.#words = p.words;
-    this.#head = Atomics.load(c.ctl, CW.head);
-    this.#dataBell = opts.dataBell;
-    this.#spaceBell = opts.spaceBell;
-    this.#spin = opts.spin ?? DEFAULT_SPIN;
-    this.#waitingSide = {
-      ready: () => this.#hasSpaceFor(this.#need),
-      // A count, since several producers may wait; the consumer rings when it is non-zero.
-      setWaiting: (on) => Atomics.add(this.#pctl, PW.producerWaiting, on ? 1 : -1),
-    };
+    super(p, attachConsumerBlock(memory.consumer, RingKind.Mpsc, p.capacity), opts, true);
+    this.#head = Atomics.load(this.peerCtl, CW.head);
   }
 
   /**
@@ -72,111 +43,64 @@ export class MpscProducer implements RingProducer {
    */
   #fits(tail: number, bytes: number): boolean {
     if (((tail - this.#head) | 0) + bytes <= this.capacity) return true;
-    const head = Atomics.load(this.#kctl, CW.head);
+    const head = Atomics.load(this.peerCtl, CW.head);
     // The head never passes the reservation tail, so a tail loaded after it bounds it from above.
     // (now - head) may exceed capacity legitimately: both moved on between the two loads.
-    const now = Atomics.load(this.#pctl, PW.tail);
+    const now = Atomics.load(this.ctl, PW.tail);
     if ((head & 7) !== 0 || ((now - head) | 0) < 0 || ((head - this.#head) | 0) < 0) {
-      this.#broken = ringwireError('ERR_RING_CORRUPT', `producer: consumer head ${head >>> 0} is impossible (reservation tail ${now >>> 0}, last head ${this.#head >>> 0})`);
-      throw this.#broken;
+      this.broken = ringwireError('ERR_RING_CORRUPT', `producer: consumer head ${head >>> 0} is impossible (reservation tail ${now >>> 0}, last head ${this.#head >>> 0})`);
+      throw this.broken;
     }
     this.#head = head;
     return ((tail - head) | 0) + bytes <= this.capacity;
   }
 
-  #hasSpaceFor(length: number): boolean {
-    const tail = Atomics.load(this.#pctl, PW.tail);
-    const off = tail & this.#mask;
+  protected hasSpaceFor(length: number): boolean {
+    const tail = Atomics.load(this.ctl, PW.tail);
+    const off = tail & this.mask;
     const rec = recordBytes(length);
     return off + rec > this.capacity ? this.#fits(tail, this.capacity - off) : this.#fits(tail, rec);
   }
 
-  /**
-   * Reserves a record and returns the offset of its payload in `data`, or -1 when full.
-   * One claim may be outstanding per producer: claiming again commits the previous one.
-   */
+  /** One claim may be outstanding per producer: claiming again commits the previous one. */
   claim(length: number, type = 0): number {
-    if (this.#broken) throw this.#broken;
+    if (this.broken) throw this.broken;
     checkMessage(length, type, this.maxMessageSize);
     if (this.#claimOff >= 0) this.commit();
     const rec = recordBytes(length);
     for (;;) {
-      const tail = Atomics.load(this.#pctl, PW.tail);
-      const off = tail & this.#mask;
+      const tail = Atomics.load(this.ctl, PW.tail);
+      const off = tail & this.mask;
       if (off + rec > this.capacity) {
         // Reserve the rest of the area as padding on its own, then reserve the record from 0.
         const pad = this.capacity - off;
         if (!this.#fits(tail, pad)) return -1;
-        if (Atomics.compareExchange(this.#pctl, PW.tail, tail, (tail + pad) | 0) !== tail) continue;
-        this.#words[(off >> 2) + 1] = TYPE_PADDING;
+        if (Atomics.compareExchange(this.ctl, PW.tail, tail, (tail + pad) | 0) !== tail) continue;
+        this.words[(off >> 2) + 1] = TYPE_PADDING;
         // Publishes the padding's type with its committed state.
-        Atomics.store(this.#words, off >> 2, pad - RECORD_HEADER + 1);
+        Atomics.store(this.words, off >> 2, pad - RECORD_HEADER + 1);
         continue;
       }
       if (!this.#fits(tail, rec)) return -1;
-      if (Atomics.compareExchange(this.#pctl, PW.tail, tail, (tail + rec) | 0) !== tail) continue;
-      this.#words[(off >> 2) + 1] = type;
+      if (Atomics.compareExchange(this.ctl, PW.tail, tail, (tail + rec) | 0) !== tail) continue;
+      this.words[(off >> 2) + 1] = type;
       // Marks the reservation with its size at once, so a consumer can skip it if we die now.
-      Atomics.store(this.#words, off >> 2, -rec);
+      Atomics.store(this.words, off >> 2, -rec);
       this.#claimOff = off;
       this.#claimLen = length;
       return off + RECORD_HEADER;
     }
   }
 
-  /** Publishes the claimed record and rings the data bell if the consumer sleeps. */
   commit(): void {
     const off = this.#claimOff;
     if (off < 0) return;
     this.#claimOff = -1;
     // Release: the payload before the committed state that makes it readable.
-    Atomics.store(this.#words, off >> 2, this.#claimLen + 1);
-    this.#stats.messages++;
-    this.#stats.bytes += this.#claimLen;
-    // Lost-wakeup check, as in SpscProducer.commit: state stored, then the flag loaded.
-    if (Atomics.load(this.#kctl, CW.consumerWaiting) !== 0) {
-      this.#stats.doorbellsRung++;
-      this.#dataBell?.ring();
-    } else {
-      this.#stats.doorbellsSuppressed++;
-    }
-  }
-
-  send(bytes: Uint8Array, type = 0): boolean {
-    const off = this.claim(bytes.length, type);
-    if (off < 0) return false;
-    this.data.set(bytes, off);
-    this.commit();
-    return true;
-  }
-
-  async sendAsync(bytes: Uint8Array, type = 0, opts: WaitOptions = {}): Promise<void> {
-    while (!this.send(bytes, type)) {
-      if (!(await this.waitForSpace(bytes.length, opts))) {
-        throw ringwireError('ERR_TIMEOUT', `no space for a ${bytes.length}-byte message within ${opts.timeoutMs} ms`);
-      }
-    }
-  }
-
-  waitForSpace(length: number, opts: WaitOptions = {}): Promise<boolean> {
-    if (this.#broken) return Promise.reject(this.#broken);
-    checkMessage(length, 0, this.maxMessageSize);
-    this.#need = length;
-    if (this.#hasSpaceFor(length)) return Promise.resolve(true);
-    this.#stats.fullWaits++;
-    return waitUntil(this.#waitingSide, this.#spaceBell, { spin: this.#spin, ...opts });
-  }
-
-  waitForSpaceSync(length: number, timeoutMs = Infinity): boolean {
-    checkMessage(length, 0, this.maxMessageSize);
-    this.#need = length;
-    if (this.#hasSpaceFor(length)) return true;
-    this.#stats.fullWaits++;
-    return waitUntilSync(this.#waitingSide, this.#spaceBell, timeoutMs, this.#spin);
-  }
-
-  stats(): ProducerStats {
-    return { ...this.#stats };
+    Atomics.store(this.words, off >> 2, this.#claimLen + 1);
+    this.counters.messages++;
+    this.counters.bytes += this.#claimLen;
+    this.notifyConsumer();
   }
 }
 
@@ -185,16 +109,7 @@ export interface MpscConsumerOptions extends RingOptions {
   abandonTimeoutMs?: number;
 }
 
-export class MpscConsumer implements RingConsumer {
-  readonly data: Uint8Array;
-  readonly capacity: number;
-  offset = 0;
-  length = 0;
-  type = 0;
-  #mask: number;
-  #cctl: Int32Array;
-  #pctl: Int32Array;
-  #words: Int32Array;
+export class MpscConsumer extends ConsumerBase {
   #head: number;
   #pos: number;
   /** Last reservation tail seen; records must lie below it. */
@@ -202,47 +117,19 @@ export class MpscConsumer implements RingConsumer {
   #abandonTimeoutMs: number;
   #blockedPos = 0;
   #blockedSince = -1;
-  #dataBell: Doorbell | undefined;
-  #spaceBell: Doorbell | undefined;
-  #spin: number;
-  #broken: Error | undefined;
-  #stats: ConsumerStats = { messages: 0, bytes: 0, doorbellsRung: 0, doorbellsSuppressed: 0, parks: 0, abandoned: 0 };
-  #waitingSide: WaitingSide;
 
   constructor(memory: RingMemory, opts: MpscConsumerOptions = {}) {
     const p = attachProducerBlock(memory.producer, RingKind.Mpsc);
-    const c = attachConsumerBlock(memory.consumer, RingKind.Mpsc, p.capacity);
-    this.data = p.data;
-    this.capacity = p.capacity;
-    this.#mask = p.capacity - 1;
-    this.#cctl = c.ctl;
-    this.#pctl = p.ctl;
-    this.#words = p.words;
-    this.#head = this.#pos = this.#reserved = Atomics.load(c.ctl, CW.head);
+    super(p, attachConsumerBlock(memory.consumer, RingKind.Mpsc, p.capacity), opts);
+    this.#head = this.#pos = this.#reserved = Atomics.load(this.ctl, CW.head);
     this.#abandonTimeoutMs = opts.abandonTimeoutMs ?? DEFAULT_ABANDON_TIMEOUT_MS;
-    this.#dataBell = opts.dataBell;
-    this.#spaceBell = opts.spaceBell;
-    this.#spin = opts.spin ?? DEFAULT_SPIN;
-    this.#waitingSide = {
-      ready: () => this.available(),
-      setWaiting: (on) => {
-        if (on) this.#stats.parks++;
-        Atomics.store(this.#cctl, CW.consumerWaiting, on ? 1 : 0);
-      },
-    };
   }
-
-  #fail(what: string): never {
-    this.#broken = ringwireError('ERR_RING_CORRUPT', `consumer: ${what}`);
-    throw this.#broken;
-  }
-
   /** Re-reads the reservation tail; returns bytes reserved beyond the read position. */
   #refreshReserved(): number {
-    const tail = Atomics.load(this.#pctl, PW.tail);
+    const tail = Atomics.load(this.peerCtl, PW.tail);
     const used = (tail - this.#head) | 0;
     if ((tail & 7) !== 0 || used < 0 || used > this.capacity || ((tail - this.#reserved) | 0) < 0) {
-      this.#fail(`reservation tail ${tail >>> 0} is impossible (head ${this.#head >>> 0}, last tail ${this.#reserved >>> 0})`);
+      this.fail(`reservation tail ${tail >>> 0} is impossible (head ${this.#head >>> 0}, last tail ${this.#reserved >>> 0})`);
     }
     this.#reserved = tail;
     return (tail - this.#pos) | 0;
@@ -250,46 +137,46 @@ export class MpscConsumer implements RingConsumer {
 
   /** True when the record at the read position is committed (or padding to skip). */
   available(): boolean {
-    if (this.#broken) throw this.#broken;
+    if (this.broken) throw this.broken;
     if (this.#pos === this.#reserved && this.#refreshReserved() === 0) return false;
-    return Atomics.load(this.#words, (this.#pos & this.#mask) >> 2) > 0;
+    return Atomics.load(this.words, (this.#pos & this.mask) >> 2) > 0;
   }
 
   read(): number {
-    if (this.#broken) throw this.#broken;
+    if (this.broken) throw this.broken;
     for (;;) {
       // Only reserved space holds this lap's records; past the reservation tail lie records we
       // read but have not released yet, from a whole lap ago.
       if (this.#pos === this.#reserved && this.#refreshReserved() === 0) return -1;
-      const off = this.#pos & this.#mask;
+      const off = this.#pos & this.mask;
       // Acquire: a positive state publishes the record's type and payload.
-      const state = Atomics.load(this.#words, off >> 2);
+      const state = Atomics.load(this.words, off >> 2);
       if (state <= 0) {
         if (!this.#blocked(off, state)) return -1;
         continue;
       }
       const len = state - 1;
-      const type = this.#words[(off >> 2) + 1]! >>> 0;
+      const type = this.words[(off >> 2) + 1]! >>> 0;
       if (((this.#reserved - this.#pos) | 0) < RECORD_HEADER + len) this.#refreshReserved();
       const ahead = (this.#reserved - this.#pos) | 0;
       if (type === TYPE_PADDING) {
         const pad = len + RECORD_HEADER;
-        if (off + pad !== this.capacity || pad > ahead) this.#fail(`padding record of ${len} bytes at ${off} does not end the ring`);
+        if (off + pad !== this.capacity || pad > ahead) this.fail(`padding record of ${len} bytes at ${off} does not end the ring`);
         this.#skip(pad);
         continue;
       }
       const rec = recordBytes(len);
-      if (type > MAX_USER_TYPE) this.#fail(`record at ${off} has reserved type bits 0x${type.toString(16)}`);
+      if (type > MAX_USER_TYPE) this.fail(`record at ${off} has reserved type bits 0x${type.toString(16)}`);
       if (len > this.capacity || off + rec > this.capacity || rec > ahead) {
-        this.#fail(`record of ${len} bytes at ${off} runs past the ${ahead} bytes reserved`);
+        this.fail(`record of ${len} bytes at ${off} runs past the ${ahead} bytes reserved`);
       }
       this.#blockedSince = -1;
       this.offset = off + RECORD_HEADER;
       this.length = len;
       this.type = type;
       this.#pos = (this.#pos + rec) | 0;
-      this.#stats.messages++;
-      this.#stats.bytes += len;
+      this.counters.messages++;
+      this.counters.bytes += len;
       return len;
     }
   }
@@ -313,15 +200,15 @@ export class MpscConsumer implements RingConsumer {
     let size: number;
     if (state < 0) {
       size = -state;
-      if ((size & 7) !== 0 || size > toEnd || size > ahead) this.#fail(`reserved record of ${size} bytes at ${off} is impossible`);
+      if ((size & 7) !== 0 || size > toEnd || size > ahead) this.fail(`reserved record of ${size} bytes at ${off} is impossible`);
     } else {
       // The writer died before marking its size: everything up to the next marked record is its.
       const limit = Math.min(ahead, toEnd);
       size = RECORD_HEADER;
-      while (size < limit && Atomics.load(this.#words, (off + size) >> 2) === 0) size += RECORD_HEADER;
+      while (size < limit && Atomics.load(this.words, (off + size) >> 2) === 0) size += RECORD_HEADER;
     }
     this.#blockedSince = -1;
-    this.#stats.abandoned++;
+    this.counters.abandoned++;
     this.#skip(size);
     return true;
   }
@@ -332,14 +219,10 @@ export class MpscConsumer implements RingConsumer {
     if (releaseNow) this.release();
   }
 
-  view(): Uint8Array {
-    return this.data.subarray(this.offset, this.offset + this.length);
-  }
-
   /** Zeroes and releases every record read so far. */
   release(): void {
     if (this.#pos === this.#head) return;
-    const from = this.#head & this.#mask;
+    const from = this.#head & this.mask;
     const bytes = (this.#pos - this.#head) | 0;
     // Zeroing keeps "unwritten" readable as 0 for the next lap (see the class comment).
     if (from + bytes <= this.capacity) {
@@ -349,58 +232,32 @@ export class MpscConsumer implements RingConsumer {
       this.data.fill(0, 0, from + bytes - this.capacity);
     }
     // Release: the zeroes (and our reads) before the head that hands the space back.
-    Atomics.store(this.#cctl, CW.head, this.#pos);
+    Atomics.store(this.ctl, CW.head, this.#pos);
     this.#head = this.#pos;
-    if (Atomics.load(this.#pctl, PW.producerWaiting) !== 0) {
-      this.#stats.doorbellsRung++;
-      this.#spaceBell?.ring();
-    } else {
-      this.#stats.doorbellsSuppressed++;
-    }
-  }
-
-  receive(): Uint8Array | null {
-    if (this.read() < 0) return null;
-    const copy = this.data.slice(this.offset, this.offset + this.length);
-    this.release();
-    return copy;
-  }
-
-  drain(fn: RecordCallback, max = Infinity): number {
-    let n = 0;
-    try {
-      while (n < max && this.read() >= 0) {
-        n++;
-        fn(this.data, this.offset, this.length, this.type);
-      }
-    } finally {
-      this.release();
-    }
-    return n;
+    this.notifyProducers();
   }
 
   /**
    * Resolves true when a record can be read, false on timeout. While a reservation blocks the head
    * the park is cut into slices, so that the abandon timeout can fire without a producer's help.
    */
-  async waitForData(opts: WaitOptions = {}): Promise<boolean> {
+  override async waitForData(opts: WaitOptions = {}): Promise<boolean> {
     const deadline = opts.timeoutMs === undefined ? Infinity : performance.now() + opts.timeoutMs;
     for (;;) {
       if (this.#readyOrRecovered()) return true;
       const slice = this.#parkSlice(deadline);
       if (slice <= 0) return false;
-      if (await waitUntil(this.#waitingSide, this.#dataBell, { spin: this.#spin, ...opts, timeoutMs: slice === Infinity ? undefined : slice })) return true;
+      if (await waitUntil(this.waitingSide, this.dataBell, { spin: this.spin, ...opts, timeoutMs: slice === Infinity ? undefined : slice })) return true;
     }
   }
 
-  /** Blocking waitForData for worker threads. */
-  waitForDataSync(timeoutMs = Infinity): boolean {
+  override waitForDataSync(timeoutMs = Infinity): boolean {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
       if (this.#readyOrRecovered()) return true;
       const slice = this.#parkSlice(deadline);
       if (slice <= 0) return false;
-      if (waitUntilSync(this.#waitingSide, this.#dataBell, slice, this.#spin)) return true;
+      if (waitUntilSync(this.waitingSide, this.dataBell, slice, this.spin)) return true;
     }
   }
 
@@ -412,19 +269,7 @@ export class MpscConsumer implements RingConsumer {
   /** available(), after skipping an abandoned reservation at the head if its time is up. */
   #readyOrRecovered(): boolean {
     if (this.available()) return true;
-    const off = this.#pos & this.#mask;
-    return this.#blocked(off, Atomics.load(this.#words, off >> 2)) && this.available();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
-    for (;;) {
-      const msg = this.receive();
-      if (msg) yield msg;
-      else await this.waitForData();
-    }
-  }
-
-  stats(): ConsumerStats {
-    return { ...this.#stats };
+    const off = this.#pos & this.mask;
+    return this.#blocked(off, Atomics.load(this.words, off >> 2)) && this.available();
   }
 }

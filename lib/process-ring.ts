@@ -188,17 +188,14 @@ function adopt<T>(peerFds: readonly number[], expected: readonly string[], what:
   }
 }
 
-const peerBlock = (writable: boolean, what: string) => (fd: number): Region => mapPeerBlock(fd, writable, what);
-const peerBell = (fd: number): EventFdDoorbell => EventFdDoorbell.fromFd(fd);
-
 /** The producer's end of an SPSC ring; `peerFds` is what the consumer's half sent: [consumer block, data bell]. */
 export function attachSpscProducer(half: SpscProducerHalf, peerFds: readonly number[], opts: ProcessRingOptions = {}): ProcessRing<SpscProducer> {
   let block!: Region;
   let dataBell!: EventFdDoorbell;
   const [ring, owned] = adopt(peerFds, ['consumer block', 'data bell'], 'SPSC producer', (take) => {
     checkHalf(half, 'spsc-producer');
-    take(0, (fd) => (block = peerBlock(false, 'SPSC consumer block')(fd)));
-    take(1, (fd) => (dataBell = peerBell(fd)));
+    take(0, (fd) => (block = mapPeerBlock(fd, false, 'SPSC consumer block')));
+    take(1, (fd) => (dataBell = EventFdDoorbell.fromFd(fd)));
     return new SpscProducer({ producer: { buffer: half.block.buffer }, consumer: { buffer: block.buffer } }, { ...opts, dataBell, spaceBell: half.spaceBell });
   });
   return { ring, close: closer([...owned, half]) };
@@ -210,8 +207,8 @@ export function attachSpscConsumer(half: SpscConsumerHalf, peerFds: readonly num
   let spaceBell!: EventFdDoorbell;
   const [ring, owned] = adopt(peerFds, ['producer block', 'space bell'], 'SPSC consumer', (take) => {
     checkHalf(half, 'spsc-consumer');
-    take(0, (fd) => (block = peerBlock(false, 'SPSC producer block')(fd)));
-    take(1, (fd) => (spaceBell = peerBell(fd)));
+    take(0, (fd) => (block = mapPeerBlock(fd, false, 'SPSC producer block')));
+    take(1, (fd) => (spaceBell = EventFdDoorbell.fromFd(fd)));
     return new SpscConsumer({ producer: { buffer: block.buffer }, consumer: { buffer: half.block.buffer } }, { ...opts, dataBell: half.dataBell, spaceBell });
   });
   return { ring, close: closer([...owned, half]) };
@@ -224,9 +221,9 @@ export function attachMpscProducer(half: MpscProducerHalf, peerFds: readonly num
   let dataBell!: EventFdDoorbell;
   const [ring, owned] = adopt(peerFds, ['producer block', 'consumer block', 'data bell'], 'MPSC producer', (take) => {
     checkHalf(half, 'mpsc-producer');
-    take(0, (fd) => (records = peerBlock(true, 'MPSC producer block')(fd)));
-    take(1, (fd) => (control = peerBlock(false, 'MPSC consumer block')(fd)));
-    take(2, (fd) => (dataBell = peerBell(fd)));
+    take(0, (fd) => (records = mapPeerBlock(fd, true, 'MPSC producer block')));
+    take(1, (fd) => (control = mapPeerBlock(fd, false, 'MPSC consumer block')));
+    take(2, (fd) => (dataBell = EventFdDoorbell.fromFd(fd)));
     return new MpscProducer({ producer: { buffer: records.buffer }, consumer: { buffer: control.buffer } }, { ...opts, dataBell, spaceBell: half.spaceBell });
   });
   return { ring, close: closer([...owned, half]) };
@@ -275,7 +272,7 @@ export function attachMpscConsumer(half: MpscConsumerHalf, opts: Omit<MpscConsum
   );
   return {
     ring,
-    addProducer: (fd) => spaceBells.add(peerBell(fd)),
+    addProducer: (fd) => spaceBells.add(EventFdDoorbell.fromFd(fd)),
     close: closer([spaceBells, half]),
   };
 }

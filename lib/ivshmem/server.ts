@@ -238,7 +238,8 @@ export class IvshmemServer extends EventEmitter {
     try {
       c.sock.send(encodeMessage(value), fd >= 0 ? [fd] : []);
     } catch (err) {
-      this.#drop(c, isRingwireError(err) ? err : ringwireError('ERR_NATIVE', String(err)));
+      const e = isRingwireError(err) ? err : ringwireError('ERR_NATIVE', String(err));
+      this.#drop(c, isDisconnect(e) ? undefined : e);
       return false;
     }
     if (c.sock.writableLength > 0 && ++c.queued > MAX_QUEUED_MESSAGES) {

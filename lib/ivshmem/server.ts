@@ -194,7 +194,7 @@ export class IvshmemServer extends EventEmitter {
     try {
       cred = sock.peerCred();
     } catch {
-      // The client already hung up; the close handler below reports nothing for an unknown id.
+      // The client already hung up: its first setup message fails and drops it as a leave.
     }
     const c: Client = { id, sock, info: { id, pid: cred.pid, uid: cred.uid }, eventfds: [], hostBells: [], queued: 0 };
     sock.on('message', (data, fds) => {

@@ -22,6 +22,7 @@ const table = {
   ERR_VIRTQUEUE_BROKEN: { base: Error, retry: false, doc: 'a virtqueue holds an invalid descriptor or index' },
   ERR_GUEST_MEMORY: { base: RangeError, retry: false, doc: 'a guest address range is not inside one mapped guest memory region' },
   ERR_IVSHMEM_PROTOCOL: { base: Error, retry: true, doc: 'an ivshmem-server or client broke the protocol' },
+  ERR_REMOTE: { base: Error, retry: false, doc: "the peer's request handler failed; the message carries its text" },
 } as const satisfies Record<string, { base: ErrorConstructor | RangeErrorConstructor | TypeErrorConstructor; retry: boolean; doc: string }>;
 
 export type ErrorCode = keyof typeof table;

@@ -13,3 +13,4 @@ export { EventFdDoorbell } from './doorbell-eventfd.js';
 export { FdSocket, FdServer, type PeerCred, type SocketType } from './unix-socket.js';
 export { addonAvailable } from './native.js';
 export * from './shm-ring.js';
+export * from './channel/index.js';

@@ -1,0 +1,578 @@
+/**
+ * Channel: messages and requests between two endpoints over a Link (two rings and a liveness
+ * signal). Every record's ring type carries a frame kind in bits 0-3 and, for requests and
+ * responses, a correlation id in bits 4-30 (records.ts).
+ *
+ * Concurrency contract: a Channel belongs to the thread that created it. Receiving runs on the
+ * event loop: the pump drains the inbound ring, then parks on the doorbell (poll: 'doorbell') or
+ * polls between event-loop turns (poll: 'busy', for latency at the price of a core).
+ *
+ * Lifecycle: open -> ending (end() sent, peer may still send) -> closed. The channel closes when
+ * both sides have ended and nothing is in flight, when destroy() is called, or when the peer goes
+ * away; 'close' fires once with the error when it was not clean (ERR_PEER_GONE and friends).
+ */
+import { EventEmitter } from 'node:events';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { ringwireError, type RingwireError } from '../errors.js';
+import type { ConsumerStats, ProducerStats } from '../ring-types.js';
+import { DisconnectCode } from './protocol.js';
+import type { Link, PeerIdentity } from './link.js';
+import { Kind, MAX_REQUEST_ID, kindOf, idOf, recordType } from './records.js';
+import { Requests, type RequestOptions } from './requests.js';
+
+export interface ChannelOptions {
+  /** 'doorbell' (default) sleeps on the eventfd; 'busy' polls the ring between event-loop turns. */
+  poll?: 'doorbell' | 'busy';
+  /** Ring polls before parking ('doorbell') or per event-loop turn ('busy'). */
+  spin?: number;
+  /** Keep the channel writable after the peer ended (default false: end in reply, like net). */
+  allowHalfOpen?: boolean;
+  /** Default timeout of request(); Infinity waits for ever. Default 30 s. */
+  requestTimeoutMs?: number;
+  /** How long close() waits for the peer's end before destroying. Default 5 s. */
+  closeTimeoutMs?: number;
+}
+
+export interface SendOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+export interface ChannelStats {
+  sent: ProducerStats;
+  received: ConsumerStats;
+  requests: { sent: number; answered: number; timedOut: number; aborted: number; served: number };
+}
+
+/** Serves one request: return (or resolve) the response bytes; a throw is sent back as the request's rejection. */
+export type RequestHandler = (request: Buffer, channel: Channel) => Uint8Array | Promise<Uint8Array>;
+
+interface QueuedSend {
+  kind: number;
+  id: number;
+  data: Uint8Array;
+  resolve(): void;
+  reject(err: Error): void;
+  settled: boolean;
+}
+
+const DEFAULT_BUSY_SPIN = 20000;
+/** Records handled per wake-up before the pump yields to other work. */
+const DRAIN_BUDGET = 256;
+/** Copies the async iterator holds before it stops draining (the peer then sees back-pressure). */
+const ITERATOR_HIGH_WATER = 64;
+
+export interface Channel {
+  on(event: 'message', listener: (data: Uint8Array) => void): this;
+  on(event: 'end', listener: () => void): this;
+  on(event: 'close', listener: (err?: RingwireError) => void): this;
+  once(event: 'message', listener: (data: Uint8Array) => void): this;
+  once(event: 'end', listener: () => void): this;
+  once(event: 'close', listener: (err?: RingwireError) => void): this;
+}
+
+export class Channel extends EventEmitter {
+  readonly peer: PeerIdentity;
+  readonly transport: Link['transport'];
+  readonly localAddress: string;
+  readonly remoteAddress: string;
+  readonly localPort: number | undefined;
+  readonly remotePort: number | undefined;
+  #link: Link;
+  #busy: boolean;
+  #spin: number;
+  #allowHalfOpen: boolean;
+  #closeTimeoutMs: number;
+  #requests: Requests;
+  #handler: RequestHandler | undefined;
+  #queue: QueuedSend[] = [];
+  #writing = false;
+  #endQueued = false;
+  #endSent = false;
+  #peerEnded = false;
+  #closed = false;
+  #paused = false;
+  #resume: (() => void) | undefined;
+  #pumpAbort = new AbortController();
+  #inFlightHandlers = 0;
+  #served = 0;
+  /** Data that arrived while nobody listened: kept (copied) rather than dropped; reading then pauses. */
+  #unclaimed: Buffer[] = [];
+  #iterators = 0;
+  #wakeIterator: (() => void) | undefined;
+  #closedPromise: Promise<RingwireError | undefined>;
+  #resolveClosed!: (err: RingwireError | undefined) => void;
+
+  constructor(link: Link, opts: ChannelOptions = {}) {
+    super();
+    if (typeof opts !== 'object' || opts === null) throw ringwireError('ERR_INVALID_ARG', 'channel options must be an object');
+    if (opts.poll !== undefined && opts.poll !== 'doorbell' && opts.poll !== 'busy') throw ringwireError('ERR_INVALID_ARG', `poll must be 'doorbell' or 'busy', got ${String(opts.poll)}`);
+    if (opts.spin !== undefined && (!Number.isInteger(opts.spin) || opts.spin < 0)) throw ringwireError('ERR_OUT_OF_RANGE', `spin must be a non-negative integer, got ${opts.spin}`);
+    this.#link = link;
+    this.peer = link.peer;
+    this.transport = link.transport;
+    this.localAddress = link.localAddress;
+    this.remoteAddress = link.remoteAddress;
+    this.localPort = link.localPort;
+    this.remotePort = link.remotePort;
+    this.#busy = opts.poll === 'busy';
+    this.#spin = opts.spin ?? (this.#busy ? DEFAULT_BUSY_SPIN : 256);
+    this.#allowHalfOpen = opts.allowHalfOpen ?? false;
+    this.#closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
+    this.#requests = new Requests(opts.requestTimeoutMs ?? 30_000);
+    this.#closedPromise = new Promise((resolve) => { this.#resolveClosed = resolve; });
+    link.onGone((why) => this.#onGone(why.code, why.reason));
+    this.addListener('newListener', (event: string | symbol) => {
+      if (event === 'message') queueMicrotask(() => this.#deliverUnclaimed());
+    });
+    void this.#pump();
+  }
+
+  /** Largest payload one send() or request() can carry. */
+  get maxMessageSize(): number {
+    return this.#link.producer.maxMessageSize;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Resolves when the channel has closed, with the error if the close was not clean. */
+  whenClosed(): Promise<RingwireError | undefined> {
+    return this.#closedPromise;
+  }
+
+  // ---- sending ----
+
+  #checkWritable(kind: number): void {
+    if (this.#closed) throw ringwireError('ERR_RING_CLOSED', 'channel is closed');
+    if (this.#endQueued && kind !== Kind.Response && kind !== Kind.ErrorResponse) throw ringwireError('ERR_RING_CLOSED', 'channel was ended: no more messages or requests');
+  }
+
+  /** Writes one record now if it fits and nothing is queued ahead of it. */
+  #tryWrite(kind: number, id: number, data: Uint8Array): boolean {
+    if (this.#queue.length > 0) return false;
+    const p = this.#link.producer;
+    const off = p.claim(data.length, recordType(kind, id));
+    if (off < 0) return false;
+    p.data.set(data, off);
+    p.commit();
+    return true;
+  }
+
+  /** Sends one message if it fits now; false (nothing sent) when the ring is full. */
+  trySend(data: Uint8Array): boolean {
+    this.#checkMessage(data);
+    this.#checkWritable(Kind.Data);
+    return this.#tryWrite(Kind.Data, 0, data);
+  }
+
+  /** Sends one message, waiting for space while the ring is full (back-pressure). Order is preserved. */
+  send(data: Uint8Array, opts: SendOptions = {}): Promise<void> {
+    try {
+      this.#checkMessage(data);
+      this.#checkWritable(Kind.Data);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#tryWrite(Kind.Data, 0, data)) return Promise.resolve();
+    return this.#enqueue(Kind.Data, 0, data, opts);
+  }
+
+  /**
+   * Zero-copy send: reserves `length` bytes in the outbound ring and returns them to fill in place;
+   * commit() publishes every claimed message. Null when the ring is full or sends are queued
+   * (wait with claimAsync). Claims must not be held across an await.
+   */
+  claim(length: number): Uint8Array | null {
+    this.#checkWritable(Kind.Data);
+    if (this.#queue.length > 0) return null;
+    const p = this.#link.producer;
+    const off = p.claim(length, recordType(Kind.Data, 0));
+    return off < 0 ? null : p.data.subarray(off, off + length);
+  }
+
+  /** claim() that waits for space. */
+  async claimAsync(length: number, opts: SendOptions = {}): Promise<Uint8Array> {
+    for (;;) {
+      if (this.#queue.length > 0) await this.#drained(opts);
+      const view = this.claim(length);
+      if (view) return view;
+      await this.#waitForSpace(length, opts);
+    }
+  }
+
+  /** Publishes claimed messages and rings the peer's doorbell if it sleeps. */
+  commit(): void {
+    this.#link.producer.commit();
+  }
+
+  #checkMessage(data: Uint8Array): void {
+    if (!(data instanceof Uint8Array)) throw ringwireError('ERR_INVALID_ARG', 'message must be a Uint8Array');
+    if (data.length > this.maxMessageSize) throw ringwireError('ERR_RING_TOO_LARGE', `message of ${data.length} bytes exceeds this channel's maximum of ${this.maxMessageSize}`);
+  }
+
+  async #waitForSpace(length: number, opts: SendOptions): Promise<void> {
+    const ok = await this.#link.producer.waitForSpace(length, { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}) });
+    if (!ok) throw ringwireError('ERR_TIMEOUT', `no space in the outbound ring within ${opts.timeoutMs} ms`);
+    if (this.#closed) throw ringwireError('ERR_RING_CLOSED', 'channel is closed');
+  }
+
+  #drained(opts: SendOptions): Promise<void> {
+    return this.#enqueue(Kind.Data, -1, new Uint8Array(0), opts);
+  }
+
+  /** Queues a record behind the others; the writer loop sends in order as space frees. id -1 is a marker that sends nothing. */
+  #enqueue(kind: number, id: number, data: Uint8Array, opts: SendOptions): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const item: QueuedSend = { kind, id, data, resolve, reject, settled: false };
+      const settle = (err?: Error): void => {
+        if (item.settled) return;
+        item.settled = true;
+        clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve();
+      };
+      item.resolve = () => settle();
+      item.reject = (err) => settle(err);
+      const drop = (err: Error): void => {
+        const i = this.#queue.indexOf(item);
+        if (i >= 0) this.#queue.splice(i, 1);
+        settle(err);
+      };
+      const onAbort = (): void => drop(ringwireError('ERR_ABORTED', 'send aborted', { cause: opts.signal?.reason }));
+      const timer = opts.timeoutMs === undefined || opts.timeoutMs === Infinity ? undefined
+        : setTimeout(() => drop(ringwireError('ERR_TIMEOUT', `send did not find space within ${opts.timeoutMs} ms`)), opts.timeoutMs);
+      if (opts.signal?.aborted) return onAbort();
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      this.#queue.push(item);
+      void this.#writeQueued();
+    });
+  }
+
+  async #writeQueued(): Promise<void> {
+    if (this.#writing) return;
+    this.#writing = true;
+    const p = this.#link.producer;
+    try {
+      while (this.#queue.length > 0 && !this.#closed) {
+        const item = this.#queue[0]!;
+        if (item.id === -1) {
+          this.#queue.shift();
+          item.resolve();
+          continue;
+        }
+        const off = p.claim(item.data.length, recordType(item.kind, item.id));
+        if (off >= 0) {
+          p.data.set(item.data, off);
+          p.commit();
+          this.#queue.shift();
+          if (item.kind === Kind.End) this.#endSent = true;
+          item.resolve();
+          continue;
+        }
+        await p.waitForSpace(item.data.length, { signal: this.#pumpAbort.signal });
+      }
+    } catch (err) {
+      if (!this.#closed) this.destroy(err as RingwireError);
+    } finally {
+      this.#writing = false;
+    }
+    if (this.#endSent) this.#maybeFinish();
+  }
+
+  /** Sends a record from inside the channel (responses, end): now if possible, else queued. */
+  #sendInternal(kind: number, id: number, data: Uint8Array): void {
+    if (this.#closed) return;
+    if (data.length > this.maxMessageSize) {
+      kind = Kind.ErrorResponse;
+      data = Buffer.from(`response of ${data.length} bytes exceeds the channel's maximum of ${this.maxMessageSize}`);
+    }
+    if (this.#tryWrite(kind, id, data)) {
+      if (kind === Kind.End) this.#endSent = true;
+      return;
+    }
+    this.#enqueue(kind, id, data, {}).catch(() => {});
+  }
+
+  // ---- requests ----
+
+  /** Sends a request and resolves with the peer handler's response (a copy). */
+  request(data: Uint8Array, opts: RequestOptions = {}): Promise<Buffer> {
+    try {
+      this.#checkMessage(data);
+      this.#checkWritable(Kind.Request);
+      if (this.#peerEnded) throw ringwireError('ERR_RING_CLOSED', 'the peer has ended; it takes no more requests');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const { id, promise } = this.#requests.start(opts);
+    if (!this.#tryWrite(Kind.Request, id, data)) {
+      this.#enqueue(Kind.Request, id, data, { ...(opts.signal ? { signal: opts.signal } : {}) }).catch((err) => this.#requests.fail(id, err));
+    } else if (this.#busy) {
+      this.#pollForResponse(id);
+    }
+    return promise.finally(() => this.#maybeFinish());
+  }
+
+  /** Busy mode: a request's answer usually arrives within microseconds, so look for it before yielding. */
+  #pollForResponse(id: number): void {
+    const c = this.#link.consumer;
+    for (let i = 0; i < this.#spin && this.#requests.pending(id); i++) {
+      if (c.available()) this.#drain();
+    }
+  }
+
+  /** Serves requests from the peer with `fn`; one handler per channel (null removes it). */
+  handle(fn: RequestHandler | null): this {
+    if (fn !== null && typeof fn !== 'function') throw ringwireError('ERR_INVALID_ARG', 'handler must be a function or null');
+    this.#handler = fn ?? undefined;
+    return this;
+  }
+
+  #serve(id: number, request: Buffer): void {
+    const handler = this.#handler;
+    if (!handler) {
+      this.#sendInternal(Kind.ErrorResponse, id, Buffer.from('the peer serves no requests on this channel'));
+      return;
+    }
+    this.#served++;
+    let result: Uint8Array | Promise<Uint8Array>;
+    try {
+      result = handler(request, this);
+    } catch (err) {
+      this.#sendInternal(Kind.ErrorResponse, id, Buffer.from(String((err as Error)?.message ?? err)));
+      return;
+    }
+    if (result instanceof Uint8Array) {
+      this.#sendInternal(Kind.Response, id, result);
+      return;
+    }
+    this.#inFlightHandlers++;
+    Promise.resolve(result).then(
+      (value) => {
+        if (value instanceof Uint8Array) this.#sendInternal(Kind.Response, id, value);
+        else this.#sendInternal(Kind.ErrorResponse, id, Buffer.from('the handler returned something other than a Uint8Array'));
+      },
+      (err) => this.#sendInternal(Kind.ErrorResponse, id, Buffer.from(String((err as Error)?.message ?? err))),
+    ).finally(() => {
+      this.#inFlightHandlers--;
+      this.#maybeFinish();
+    });
+  }
+
+  // ---- receiving ----
+
+  /** Stops draining the inbound ring; the peer sees back-pressure once it fills. */
+  pause(): this {
+    this.#paused = true;
+    return this;
+  }
+
+  resume(): this {
+    this.#paused = false;
+    const r = this.#resume;
+    this.#resume = undefined;
+    r?.();
+    return this;
+  }
+
+  get isPaused(): boolean {
+    return this.#paused;
+  }
+
+  async #pump(): Promise<void> {
+    const c = this.#link.consumer;
+    const signal = this.#pumpAbort.signal;
+    try {
+      while (!this.#closed) {
+        if (this.#paused) {
+          await new Promise<void>((r) => { this.#resume = r; });
+          continue;
+        }
+        this.#drain();
+        if (this.#closed || this.#paused) continue;
+        if (this.#busy) {
+          let found = false;
+          for (let i = 0; i < this.#spin && !found; i++) found = c.available();
+          if (!found) await yieldToLoop();
+          continue;
+        }
+        await c.waitForData({ spin: this.#spin, signal });
+      }
+    } catch (err) {
+      if (!this.#closed) this.destroy(err as RingwireError);
+    }
+  }
+
+  /** Dispatches up to DRAIN_BUDGET records in place, then releases their space in one go. */
+  #drain(): void {
+    const c = this.#link.consumer;
+    let n = 0;
+    try {
+      while (n < DRAIN_BUDGET && !this.#paused && !this.#closed && c.read() >= 0) {
+        n++;
+        this.#dispatch(c.data, c.offset, c.length, c.type);
+      }
+    } catch (err) {
+      this.destroy(err as RingwireError);
+      return;
+    }
+    if (!this.#closed) c.release();
+  }
+
+  #dispatch(data: Uint8Array, offset: number, length: number, type: number): void {
+    const kind = kindOf(type);
+    switch (kind) {
+      case Kind.Data:
+        if (this.#iterators === 0 && this.#unclaimed.length === 0 && this.listenerCount('message') > 0) {
+          this.emit('message', data.subarray(offset, offset + length));
+          return;
+        }
+        // Nobody reads yet, or the iterator is behind: keep a copy, and stop draining when the
+        // copies pile up (or nobody listens at all) so the peer feels back-pressure.
+        this.#unclaimed.push(Buffer.from(data.subarray(offset, offset + length)));
+        this.#wakeIterator?.();
+        if (this.#unclaimed.length >= ITERATOR_HIGH_WATER || (this.#iterators === 0 && this.listenerCount('message') === 0)) this.pause();
+        return;
+      case Kind.Request:
+        this.#serve(idOf(type), Buffer.from(data.subarray(offset, offset + length)));
+        return;
+      case Kind.Response:
+        this.#requests.answer(idOf(type), Buffer.from(data.subarray(offset, offset + length)));
+        return;
+      case Kind.ErrorResponse:
+        this.#requests.fail(idOf(type), ringwireError('ERR_REMOTE', `the peer's handler failed: ${Buffer.from(data.subarray(offset, offset + length)).toString()}`));
+        return;
+      case Kind.End:
+        this.#onPeerEnd();
+        return;
+      default:
+        throw ringwireError('ERR_HANDSHAKE', `the peer sent a record of unknown kind ${kind}`);
+    }
+  }
+
+  #deliverUnclaimed(): void {
+    if (this.#iterators > 0) return;
+    while (this.#unclaimed.length > 0 && this.listenerCount('message') > 0 && !this.#closed) {
+      this.emit('message', this.#unclaimed.shift()!);
+    }
+    if (this.#unclaimed.length === 0 && this.#paused && this.listenerCount('message') > 0) this.resume();
+  }
+
+  #onPeerEnd(): void {
+    if (this.#peerEnded) return;
+    this.#peerEnded = true;
+    this.#wakeIterator?.();
+    queueMicrotask(() => this.emit('end'));
+    if (!this.#allowHalfOpen) void this.end();
+    this.#maybeFinish();
+  }
+
+  /**
+   * Copies of incoming messages, in order; ends when the peer ends or the channel closes. While
+   * unread copies pile up the ring is not drained, so the sender waits instead of memory growing.
+   * One iterator at a time.
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
+    if (this.#iterators > 0) throw ringwireError('ERR_INVALID_ARG', 'a channel has one async iterator at a time');
+    this.#iterators++;
+    try {
+      for (;;) {
+        const next = this.#unclaimed.shift();
+        if (next) {
+          if (this.#paused && this.#unclaimed.length < ITERATOR_HIGH_WATER / 2) this.resume();
+          yield next;
+          continue;
+        }
+        if (this.#peerEnded || this.#closed) return;
+        if (this.#paused) this.resume();
+        await new Promise<void>((r) => { this.#wakeIterator = r; });
+        this.#wakeIterator = undefined;
+      }
+    } finally {
+      this.#iterators--;
+      this.#wakeIterator = undefined;
+    }
+  }
+
+  // ---- closing ----
+
+  /** Half-close: the peer receives everything sent so far, then 'end'. Requests from the peer are still answered. */
+  end(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    if (this.#endQueued) return Promise.resolve();
+    this.#endQueued = true;
+    if (this.#tryWrite(Kind.End, 0, new Uint8Array(0))) {
+      this.#endSent = true;
+      this.#maybeFinish();
+      return Promise.resolve();
+    }
+    return this.#enqueue(Kind.End, 0, new Uint8Array(0), {}).then(() => this.#maybeFinish(), () => {});
+  }
+
+  /** Graceful close: ends, lets the peer drain and answer, and resolves once closed (destroying after closeTimeoutMs). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    void this.end();
+    const timer = setTimeout(() => this.destroy(ringwireError('ERR_TIMEOUT', `the peer did not end within ${this.#closeTimeoutMs} ms of close()`)), this.#closeTimeoutMs);
+    try {
+      await this.#closedPromise;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Closes at once: pending requests and sends fail, the link is released. */
+  destroy(err?: RingwireError): void {
+    this.#finish(err, err ? DisconnectCode.Internal : DisconnectCode.Normal, err?.message ?? 'destroyed');
+  }
+
+  #maybeFinish(): void {
+    if (this.#closed || !this.#endSent || !this.#peerEnded) return;
+    if (this.#inFlightHandlers > 0 || this.#requests.size > 0 || this.#queue.length > 0) return;
+    this.#finish(undefined, DisconnectCode.Normal, 'closed');
+  }
+
+  #onGone(code: number | undefined, reason: string): void {
+    if (this.#closed) return;
+    // The peer's last records may still be in the ring: read them before deciding it vanished.
+    if (!this.#paused) this.#drain();
+    if (this.#closed) return;
+    if (this.#peerEnded && this.#endSent && this.#requests.size === 0) {
+      this.#finish(undefined, DisconnectCode.Normal, 'closed');
+      return;
+    }
+    const err = ringwireError('ERR_PEER_GONE', `the peer went away: ${reason}${code !== undefined ? ` (disconnect code ${code})` : ''}`);
+    this.#finish(err, DisconnectCode.Normal, reason);
+  }
+
+  #finish(err: RingwireError | undefined, code: DisconnectCode, reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#pumpAbort.abort();
+    const failure = err ?? ringwireError('ERR_RING_CLOSED', 'channel closed');
+    this.#requests.failAll(err?.code === 'ERR_PEER_GONE' ? err : ringwireError('ERR_PEER_GONE', `channel closed before the response arrived (${reason})`));
+    for (const item of this.#queue.splice(0)) item.reject(failure);
+    this.#link.close(code, reason);
+    this.resume();
+    this.#wakeIterator?.();
+    process.nextTick(() => {
+      this.emit('close', err);
+      this.#resolveClosed(err);
+    });
+  }
+
+  stats(): ChannelStats {
+    const r = this.#requests.stats();
+    return {
+      sent: this.#link.producer.stats(),
+      received: this.#link.consumer.stats(),
+      requests: { ...r, served: this.#served },
+    };
+  }
+
+  /** The largest correlation id before ids wrap (2^27 - 1). */
+  static readonly maxRequestId = MAX_REQUEST_ID;
+}

@@ -1,0 +1,75 @@
+/**
+ * connect(address): a Channel to the server at a UNIX path, '@abstract' name, 'inproc://name' or
+ * 'tcp://host:port'. Resolves once the handshake completed; a refusal rejects with the server's
+ * reason (ERR_POLICY for policy and secret, ERR_HANDSHAKE otherwise), never hangs.
+ */
+import { ringwireError } from '../errors.js';
+import { FdSocket } from '../unix-socket.js';
+import { parseAddress, socketAddress } from './address.js';
+import { Channel, type ChannelOptions } from './channel.js';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, sendDisconnect, type HandshakeError } from './handshake.js';
+import { clientHandshake } from './handshake-client.js';
+import { secretBytes } from './handshake-server.js';
+import { DisconnectCode, MAX_HANDSHAKE_MESSAGE, NAME_BYTES } from './protocol.js';
+import { isPowerOfTwo } from '../layout.js';
+import type { Link } from './link.js';
+import { connectInproc } from './inproc.js';
+import { connectTcp, type TlsClientOptions } from './tcp.js';
+
+export interface ConnectOptions extends ChannelOptions {
+  /** Announced to the server in Init (at most 64 bytes); the server sees it next to SO_PEERCRED. */
+  name?: string;
+  secret?: string | Uint8Array;
+  /** Ring sizes wanted (powers of two), clamped into the server's limits. Default 256 KiB each. */
+  sendRingBytes?: number;
+  receiveRingBytes?: number;
+  /** Each handshake step must complete within this; default 5 s. */
+  handshakeTimeoutMs?: number;
+  /** How long to retry while the listener's backlog is full (UNIX) or to connect (tcp, inproc). Default 5 s. */
+  connectTimeoutMs?: number;
+  /** tcp:// only: use TLS with these options (ca, servername, ...). */
+  tls?: TlsClientOptions;
+}
+
+const DEFAULT_RING_BYTES = 256 * 1024;
+
+function ringBytes(v: number | undefined, what: string): number {
+  const n = v ?? DEFAULT_RING_BYTES;
+  if (!isPowerOfTwo(n)) throw ringwireError('ERR_OUT_OF_RANGE', `${what} must be a power of two, got ${n}`);
+  return n;
+}
+
+export async function connect(address: string, opts: ConnectOptions = {}): Promise<Channel> {
+  if (typeof opts !== 'object' || opts === null) throw ringwireError('ERR_INVALID_ARG', 'connect options must be an object');
+  const a = parseAddress(address);
+  const name = opts.name ?? `pid ${process.pid}`;
+  if (Buffer.byteLength(name) > NAME_BYTES) throw ringwireError('ERR_OUT_OF_RANGE', `name must be at most ${NAME_BYTES} bytes`);
+  const secret = secretBytes(opts.secret);
+  const sendRingBytes = ringBytes(opts.sendRingBytes, 'sendRingBytes');
+  const receiveRingBytes = ringBytes(opts.receiveRingBytes, 'receiveRingBytes');
+  const timeoutMs = opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  const connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
+  let link: Link;
+  if (a.kind === 'inproc') {
+    link = await connectInproc(a.name, { name, sendRingBytes, receiveRingBytes, timeoutMs: connectTimeoutMs, secret });
+  } else if (a.kind === 'tcp') {
+    link = await connectTcp(a.host, a.port, { name, secret, timeoutMs, connectTimeoutMs, maxMessageSize: sendRingBytes, tls: opts.tls });
+  } else {
+    const sock = await FdSocket.connect(socketAddress(a), { maxMessageSize: MAX_HANDSHAKE_MESSAGE, maxFds: 2, timeoutMs: connectTimeoutMs });
+    sock.on('error', () => {});
+    try {
+      link = await clientHandshake(sock, sock.peerCred(), { name, secret, sendRingBytes, receiveRingBytes, timeoutMs, spin: opts.spin, address: a.text });
+    } catch (err) {
+      const e = err as HandshakeError;
+      if (e.disconnectCode !== undefined) sendDisconnect(sock, e.disconnectCode, e.message);
+      sock.close();
+      throw err;
+    }
+  }
+  try {
+    return new Channel(link, opts);
+  } catch (err) {
+    link.close(DisconnectCode.Internal, (err as Error).message);
+    throw err;
+  }
+}

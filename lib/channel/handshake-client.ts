@@ -1,0 +1,72 @@
+/**
+ * The client half of the handshake (docs/protocol.md, "Sequence"): read the server's Hello, pick
+ * the highest common version and ring sizes within its limits, send Init, exchange and acknowledge
+ * ring announcements, then Connect and wait for Connected.
+ */
+import { isPowerOfTwo } from '../layout.js';
+import type { FdSocket, PeerCred } from '../unix-socket.js';
+import {
+  AckView, DisconnectCode, HELLO_FLAG_SECRET_REQUIRED, HelloView, Msg, PROTOCOL_VERSION,
+  encodeConnect, encodeInit,
+} from './protocol.js';
+import { FrameQueue, RingSet, handshakeError, unexpected } from './handshake.js';
+import { ShmLink } from './link.js';
+
+export interface ClientHandshakeOptions {
+  name: string;
+  secret: Uint8Array | undefined;
+  /** Wanted ring sizes; clamped into the server's limits. */
+  sendRingBytes: number;
+  receiveRingBytes: number;
+  timeoutMs: number;
+  spin: number | undefined;
+  address: string;
+}
+
+function clamp(v: number, min: number, max: number): number {
+  return Math.min(Math.max(v, min), max);
+}
+
+export async function clientHandshake(sock: FdSocket, cred: PeerCred, o: ClientHandshakeOptions): Promise<ShmLink> {
+  const frames = new FrameQueue(sock, o.timeoutMs);
+  let rings: RingSet | undefined;
+  try {
+    const f = await frames.next('Hello');
+    if (f.type !== Msg.Hello) unexpected(f, 'Hello');
+    const hv = new HelloView(f.body);
+    if (!hv.isValid()) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, 'Hello is malformed (reserved bits, version range, limits or name)');
+    const hello = hv.toObject();
+    if (hello.minVersion > PROTOCOL_VERSION) {
+      throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Version, `server speaks protocol versions ${hello.minVersion}..${hello.maxVersion}; this client speaks 1..${PROTOCOL_VERSION}`);
+    }
+    if (!isPowerOfTwo(hello.minRingBytes) || !isPowerOfTwo(hello.maxRingBytes)) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, 'Hello ring limits are not powers of two');
+    if ((hello.flags & HELLO_FLAG_SECRET_REQUIRED) && !o.secret) throw handshakeError('ERR_POLICY', DisconnectCode.Secret, `server ${JSON.stringify(hello.name)} requires a secret and none was given`);
+    const c2s = clamp(o.sendRingBytes, hello.minRingBytes, hello.maxRingBytes);
+    const s2c = clamp(o.receiveRingBytes, hello.minRingBytes, hello.maxRingBytes);
+    sock.send(encodeInit({
+      version: Math.min(hello.maxVersion, PROTOCOL_VERSION), ringsPerDirection: 1,
+      clientToServerBytes: c2s, serverToClientBytes: s2c, name: o.name, secret: o.secret ?? new Uint8Array(0),
+    }));
+    const ack = await frames.next('Ack of Init');
+    if (ack.type !== Msg.Ack || new AckView(ack.body).ackedType !== Msg.Init) unexpected(ack, 'Ack of Init');
+    rings = new RingSet('client', c2s, s2c);
+    for (const a of rings.announcements()) sock.send(a.data, a.fds);
+    while (!rings.complete) {
+      const g = await frames.next('AddRing or Ack');
+      if (g.type === Msg.AddRing) sock.send(rings.acceptPeerBlock(g));
+      else if (g.type === Msg.Ack) rings.acceptAck(g);
+      else unexpected(g, 'AddRing or Ack');
+    }
+    sock.send(encodeConnect());
+    const c = await frames.next('Connected');
+    if (c.type !== Msg.Connected) unexpected(c, 'Connected');
+    const { producer, consumer, bells } = rings.open(o.spin);
+    rings = undefined;
+    frames.dispose();
+    return new ShmLink(sock, producer, consumer, bells, { ...cred, name: hello.name }, `pid ${process.pid}`, o.address);
+  } catch (err) {
+    frames.dispose();
+    rings?.dispose();
+    throw err;
+  }
+}

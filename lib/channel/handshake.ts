@@ -1,0 +1,289 @@
+/**
+ * What the server and client handshakes share: a frame queue with a timeout on every wait, the
+ * failure type that carries the Disconnect code to send, and the ring blocks each side owns and
+ * receives. docs/protocol.md describes the sequence; handshake-server.ts and handshake-client.ts
+ * run it.
+ */
+import { fstatSync } from 'node:fs';
+import { ringwireError, type ErrorCode, type RingwireError } from '../errors.js';
+import { EventFdDoorbell } from '../doorbell-eventfd.js';
+import { CONSUMER_BLOCK_SIZE, RingKind, producerBlockSize } from '../layout.js';
+import type { Region } from '../region.js';
+import { createBlockRegion, mapPeerBlock } from '../shm-ring.js';
+import { SpscConsumer, SpscProducer } from '../spsc.js';
+import { closeFd } from '../native.js';
+import type { FdSocket } from '../unix-socket.js';
+import {
+  AckView, AddRingView, BlockSide, Direction, DisconnectCode, DisconnectView, Frame, Msg,
+  encodeAck, encodeAddRing, encodeDisconnect, msgName, type AddRing,
+} from './protocol.js';
+
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
+
+/** A failed handshake: the error to surface locally and the code to tell the peer (none if the peer ended it). */
+export interface HandshakeError extends RingwireError {
+  disconnectCode?: DisconnectCode;
+}
+
+export function handshakeError(code: ErrorCode, disconnectCode: DisconnectCode | undefined, message: string, cause?: unknown): HandshakeError {
+  const err = ringwireError(code, message, cause === undefined ? undefined : { cause }) as HandshakeError;
+  if (disconnectCode !== undefined) err.disconnectCode = disconnectCode;
+  return err;
+}
+
+/** The local error for a Disconnect the peer sent during the handshake. */
+export function peerRefusal(d: DisconnectView): HandshakeError {
+  const code: ErrorCode = d.code === DisconnectCode.Policy || d.code === DisconnectCode.Secret ? 'ERR_POLICY' : 'ERR_HANDSHAKE';
+  return handshakeError(code, undefined, `peer disconnected (code ${d.code}): ${d.reason ?? '(unreadable reason)'}`);
+}
+
+/**
+ * Received frames in order, awaited one at a time with a timeout per wait. Fds of frames nobody
+ * takes are closed by dispose(). A malformed frame, the socket closing, or the timeout reject the
+ * pending wait with the reason.
+ */
+export class FrameQueue {
+  #frames: Frame[] = [];
+  #failure: HandshakeError | undefined;
+  #waiter: { resolve(f: Frame): void; reject(e: Error): void } | undefined;
+  #sock: FdSocket;
+  #onMessage = (data: Buffer, fds: number[]): void => this.#push(data, fds);
+  #onClose = (): void => this.#fail(handshakeError('ERR_PEER_GONE', undefined, 'the peer closed the socket during the handshake'));
+
+  constructor(sock: FdSocket, readonly timeoutMs: number) {
+    this.#sock = sock;
+    sock.on('message', this.#onMessage);
+    sock.on('close', this.#onClose);
+  }
+
+  #push(data: Buffer, fds: number[]): void {
+    const frame = Frame.parse(data, fds);
+    if (!frame || !frame.isValid()) {
+      for (const fd of fds) closeFd(fd);
+      const what = frame ? `${msgName(frame.type)} message with a ${frame.body.byteLength}-byte body and ${fds.length} fd(s)` : `${data.length}-byte message with a bad header`;
+      this.#fail(handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `malformed handshake message: ${what}`));
+      return;
+    }
+    if (this.#waiter) {
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      w.resolve(frame);
+    } else {
+      this.#frames.push(frame);
+    }
+  }
+
+  #fail(err: HandshakeError): void {
+    this.#failure ??= err;
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.reject(this.#failure);
+  }
+
+  /** The next frame; `step` names what we wait for, in the timeout's message. */
+  next(step: string): Promise<Frame> {
+    const queued = this.#frames.shift();
+    if (queued) return Promise.resolve(queued);
+    if (this.#failure) return Promise.reject(this.#failure);
+    return new Promise<Frame>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#fail(handshakeError('ERR_TIMEOUT', DisconnectCode.Timeout, `handshake: no ${step} within ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+      this.#waiter = {
+        resolve: (f) => { clearTimeout(timer); resolve(f); },
+        reject: (e) => { clearTimeout(timer); reject(e); },
+      };
+    });
+  }
+
+  /** Stops listening and closes the fds of frames never taken. */
+  dispose(): void {
+    this.#sock.off('message', this.#onMessage);
+    this.#sock.off('close', this.#onClose);
+    for (const f of this.#frames) for (const fd of f.fds) closeFd(fd);
+    this.#frames = [];
+  }
+}
+
+/** Throws for a frame that is not what this step accepts; a Disconnect becomes the peer's refusal. */
+export function unexpected(frame: Frame, step: string): never {
+  for (const fd of frame.fds) closeFd(fd);
+  if (frame.type === Msg.Disconnect) {
+    const d = new DisconnectView(frame.body);
+    if (d.isValid()) throw peerRefusal(d);
+  }
+  throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `unexpected ${msgName(frame.type)} while waiting for ${step}`);
+}
+
+/** Tells the peer why, then closes; never throws (the socket may already be gone). */
+export function sendDisconnect(sock: FdSocket, code: DisconnectCode, reason: string): void {
+  try {
+    sock.send(encodeDisconnect(code, reason));
+  } catch {
+    // The peer is gone already; closing is all that is left.
+  }
+}
+
+export type Role = 'server' | 'client';
+
+/** The direction this side produces into. */
+function ownProducerDirection(role: Role): Direction {
+  return role === 'client' ? Direction.ClientToServer : Direction.ServerToClient;
+}
+
+/** One block this side created and announces, with the eventfd it parks on. */
+interface OwnBlock {
+  readonly announce: AddRing;
+  readonly region: Region;
+  readonly bell: EventFdDoorbell;
+}
+
+/** One block received from the peer, mapped read-only, with the eventfd we ring. */
+interface PeerBlock {
+  readonly region: Region;
+  readonly bell: EventFdDoorbell;
+}
+
+/**
+ * The four blocks and four doorbells of one channel (design rule 1): this side creates the
+ * producer block of the direction it writes and the consumer block of the direction it reads,
+ * each with the eventfd it sleeps on; the peer sends the other two blocks and the eventfds we ring.
+ */
+export class RingSet {
+  readonly #role: Role;
+  readonly #own: OwnBlock[] = [];
+  readonly #peer = new Map<string, PeerBlock>();
+  readonly #sizes: Record<Direction, number>;
+  #acked = new Set<string>();
+
+  constructor(role: Role, clientToServerBytes: number, serverToClientBytes: number) {
+    this.#role = role;
+    this.#sizes = { [Direction.ClientToServer]: clientToServerBytes, [Direction.ServerToClient]: serverToClientBytes };
+    try {
+      const out = ownProducerDirection(role);
+      const inbound = (1 - out) as Direction;
+      this.#own.push(this.#create(out, BlockSide.Producer));
+      this.#own.push(this.#create(inbound, BlockSide.Consumer));
+    } catch (err) {
+      this.dispose();
+      throw err;
+    }
+  }
+
+  #create(direction: Direction, side: BlockSide): OwnBlock {
+    const ringBytes = this.#sizes[direction];
+    const bell = EventFdDoorbell.create();
+    try {
+      const name = `ringwire-${this.#role}-${direction === Direction.ClientToServer ? 'c2s' : 's2c'}-${side === BlockSide.Producer ? 'producer' : 'consumer'}`;
+      const region = createBlockRegion(RingKind.Spsc, ringBytes, side === BlockSide.Producer ? 'producer' : 'consumer', name);
+      return { announce: { direction, side, ringIndex: 0, ringBytes }, region, bell };
+    } catch (err) {
+      bell.close();
+      throw err;
+    }
+  }
+
+  /** Our announcements, each with [memfd, eventfd] to pass. */
+  announcements(): Array<{ data: Buffer; fds: number[] }> {
+    return this.#own.map((o) => ({ data: encodeAddRing(o.announce), fds: [o.region.fd, o.bell.fd] }));
+  }
+
+  /** Validates and maps one peer announcement; takes the frame's fds (closed on failure). Returns the Ack to send. */
+  acceptPeerBlock(frame: Frame): Buffer {
+    const [memfd, eventfd] = frame.fds as [number, number];
+    let region: Region | undefined;
+    let bell: EventFdDoorbell | undefined;
+    try {
+      const a = new AddRingView(frame.body);
+      if (!a.isValid()) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, 'AddRing has reserved bits set or an unknown direction/side');
+      const peerProduces = (1 - ownProducerDirection(this.#role)) as Direction;
+      const expectedSide = a.direction === peerProduces ? BlockSide.Producer : BlockSide.Consumer;
+      const key = `${a.direction}:${a.side}`;
+      if (a.side !== expectedSide) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `AddRing for a block the peer does not own (direction ${a.direction}, side ${a.side})`);
+      if (a.ringIndex !== 0) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Limit, `AddRing for ring ${a.ringIndex}; this version has one ring per direction`);
+      if (this.#peer.has(key)) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `AddRing for direction ${a.direction} side ${a.side} announced twice`);
+      if (a.ringBytes !== this.#sizes[a.direction]) {
+        throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Limit, `AddRing says ${a.ringBytes} bytes; ${this.#sizes[a.direction]} were agreed`);
+      }
+      // Checked before mapping, so a peer cannot make us map more than the agreed size.
+      const expectedSize = a.side === BlockSide.Producer ? producerBlockSize(a.ringBytes) : CONSUMER_BLOCK_SIZE;
+      let size: number;
+      try {
+        size = fstatSync(memfd).size;
+      } catch (err) {
+        throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, 'AddRing block fd cannot be inspected', err);
+      }
+      if (size !== expectedSize) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Limit, `AddRing block is ${size} bytes; expected ${expectedSize}`);
+      try {
+        region = mapPeerBlock(memfd, false, `peer ${a.side === BlockSide.Producer ? 'producer' : 'consumer'} block`);
+      } catch (err) {
+        throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, (err as Error).message, err);
+      }
+      try {
+        bell = EventFdDoorbell.fromFd(eventfd);
+      } catch (err) {
+        throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `AddRing doorbell: ${(err as Error).message}`, err);
+      }
+      // The mapping outlives the fd; keeping it open would only cost an fd per block.
+      region.closeFd();
+      this.#peer.set(key, { region, bell });
+      return encodeAck({ ackedType: Msg.AddRing, direction: a.direction, side: a.side, ringIndex: a.ringIndex });
+    } catch (err) {
+      if (region) region.close();
+      else closeFd(memfd);
+      if (bell) bell.close();
+      else closeFd(eventfd);
+      throw err;
+    }
+  }
+
+  /** Records the peer's Ack of one of our announcements. */
+  acceptAck(frame: Frame): void {
+    const a = new AckView(frame.body);
+    if (!a.isValid() || a.ackedType !== Msg.AddRing) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, 'Ack is malformed or acknowledges the wrong message');
+    const key = `${a.direction}:${a.side}`;
+    if (!this.#own.some((o) => `${o.announce.direction}:${o.announce.side}` === key) || this.#acked.has(key)) {
+      throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `Ack for a block we did not announce, or acknowledged twice (${key})`);
+    }
+    this.#acked.add(key);
+  }
+
+  /** True once both peer blocks arrived and both of ours were acknowledged. */
+  get complete(): boolean {
+    return this.#peer.size === 2 && this.#acked.size === 2;
+  }
+
+  /** Builds the two ring ends; closes our memfds (the mappings stay). The bells move to the Link. */
+  open(spin: number | undefined): { producer: SpscProducer; consumer: SpscConsumer; bells: EventFdDoorbell[] } {
+    const out = ownProducerDirection(this.#role);
+    const inbound = (1 - out) as Direction;
+    const ownProd = this.#own[0]!;
+    const ownCons = this.#own[1]!;
+    const peerCons = this.#peer.get(`${out}:${BlockSide.Consumer}`)!;
+    const peerProd = this.#peer.get(`${inbound}:${BlockSide.Producer}`)!;
+    const opts = spin === undefined ? {} : { spin };
+    const producer = new SpscProducer(
+      { producer: { buffer: ownProd.region.buffer }, consumer: { buffer: peerCons.region.buffer } },
+      { dataBell: peerCons.bell, spaceBell: ownProd.bell, ...opts },
+    );
+    const consumer = new SpscConsumer(
+      { producer: { buffer: peerProd.region.buffer }, consumer: { buffer: ownCons.region.buffer } },
+      { dataBell: ownCons.bell, spaceBell: peerProd.bell, ...opts },
+    );
+    for (const o of this.#own) o.region.close();
+    return { producer, consumer, bells: [ownProd.bell, ownCons.bell, peerCons.bell, peerProd.bell] };
+  }
+
+  /** Releases every fd this set still holds (after a failed handshake). Idempotent. */
+  dispose(): void {
+    for (const o of this.#own) {
+      o.region.close();
+      o.bell.close();
+    }
+    for (const p of this.#peer.values()) {
+      p.region.close();
+      p.bell.close();
+    }
+    this.#peer.clear();
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * A Link is what a Channel runs over: one outbound and one inbound ring end, the peer's identity,
+ * and a liveness signal. Three kinds exist: shared memory between processes (ShmLink, below),
+ * SharedArrayBuffers between threads (inproc.ts), and framed TCP/TLS (tcp.ts), whose ends imitate
+ * the ring API over a socket.
+ */
+import type { RingConsumer, RingProducer } from '../ring-types.js';
+import type { Doorbell } from '../doorbell.js';
+import type { FdSocket } from '../unix-socket.js';
+import { DisconnectCode, DisconnectView, Frame, Msg } from './protocol.js';
+import { sendDisconnect } from './handshake.js';
+import { closeFd } from '../native.js';
+
+export type LinkProducer = Pick<RingProducer, 'data' | 'maxMessageSize' | 'claim' | 'commit' | 'waitForSpace' | 'stats'>;
+export type LinkConsumer = Pick<RingConsumer, 'data' | 'offset' | 'length' | 'type' | 'read' | 'release' | 'available' | 'waitForData' | 'stats'>;
+
+/** Who is on the other end. pid/uid/gid come from the kernel (SO_PEERCRED), never from the peer. */
+export interface PeerIdentity {
+  readonly pid?: number;
+  readonly uid?: number;
+  readonly gid?: number;
+  /** The name the peer announced in its Hello or Init (informational: the peer chose it). */
+  readonly name: string;
+}
+
+/** Why a link ended from the far side: a Disconnect's code and reason, or plain end-of-file. */
+export interface GoneReason {
+  readonly code: number | undefined;
+  readonly reason: string;
+}
+
+export interface Link {
+  readonly producer: LinkProducer;
+  readonly consumer: LinkConsumer;
+  readonly peer: PeerIdentity;
+  /** 'unix', 'inproc' or 'tcp': how far away the peer is. */
+  readonly transport: 'unix' | 'inproc' | 'tcp';
+  readonly localAddress: string;
+  readonly remoteAddress: string;
+  readonly localPort?: number;
+  readonly remotePort?: number;
+  /** Called at most once, when the far side goes away without a local close(). */
+  onGone(cb: (why: GoneReason) => void): void;
+  /** Tells the peer (when the transport can) and releases fds and sockets. Idempotent. */
+  close(code?: DisconnectCode, reason?: string): void;
+}
+
+/** A Link over two shared-memory rings; the handshake socket stays open only as a liveness signal. */
+export class ShmLink implements Link {
+  readonly transport = 'unix' as const;
+  readonly remotePort = undefined;
+  readonly localPort = undefined;
+  #sock: FdSocket;
+  #bells: Doorbell[];
+  #gone: ((why: GoneReason) => void) | undefined;
+  #closed = false;
+  #why: GoneReason | undefined;
+
+  constructor(
+    sock: FdSocket,
+    readonly producer: LinkProducer,
+    readonly consumer: LinkConsumer,
+    bells: Doorbell[],
+    readonly peer: PeerIdentity,
+    readonly localAddress: string,
+    readonly remoteAddress: string,
+  ) {
+    this.#sock = sock;
+    this.#bells = bells;
+    sock.on('message', (data, fds) => {
+      for (const fd of fds) closeFd(fd);
+      const frame = Frame.parse(data, []);
+      const d = frame && frame.type === Msg.Disconnect && frame.isValid() ? new DisconnectView(frame.body) : undefined;
+      if (d && d.isValid()) this.#why = { code: d.code, reason: d.reason ?? '' };
+      else this.#why = { code: DisconnectCode.Protocol, reason: 'the peer sent a handshake message after the handshake' };
+      sock.close();
+    });
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      if (this.#closed) return;
+      this.#gone?.(this.#why ?? { code: undefined, reason: 'the peer closed its socket' });
+    });
+  }
+
+  onGone(cb: (why: GoneReason) => void): void {
+    this.#gone = cb;
+  }
+
+  close(code: DisconnectCode = DisconnectCode.Normal, reason = 'closed'): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (code !== DisconnectCode.Normal) sendDisconnect(this.#sock, code, reason);
+    this.#sock.close();
+    for (const b of this.#bells) b.close();
+  }
+}

@@ -39,6 +39,7 @@ export class VhostUserConnection extends EventEmitter {
     socket.on('message', (data, fds) => this.#onData(data, fds));
     socket.on('error', (err) => {
       this.#reason ??= err;
+      this.#log(`dropping the front-end: ${err.message}`);
     });
     socket.on('close', () => this.#teardown());
   }

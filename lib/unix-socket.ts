@@ -272,7 +272,10 @@ export class FdSocket extends EventEmitter {
   #onPoll(status: number, ev: number): void {
     if (this.#destroyed) return;
     if (status < 0) {
-      this.#destroy(nativeError('uv_poll', status));
+      // libuv turns POLLERR into an error status; the socket's own error (a reset by a peer that
+      // died with unread data, or EOF) says more, and a read fetches it.
+      this.#read();
+      if (!this.#destroyed) this.#destroy(nativeError('uv_poll', status));
       return;
     }
     const events = native().pollEvents;

@@ -308,4 +308,26 @@ if (available) {
   });
 }
 
+test('a peer that closes with our data unread is ERR_PEER_GONE, reported once', async () => {
+  if (!available) return;
+  const { dir, cleanup } = makeTempDir();
+  for (const type of ['seqpacket', 'stream'] as const) {
+    const p = await pair(join(dir, `${type}.sock`), { type });
+    try {
+      p.peer.pause();
+      p.client.send(Buffer.from('never read'));
+      const errors: unknown[] = [];
+      p.client.on('error', (e) => errors.push(e));
+      const closed = new Promise<void>((resolve) => p.client.once('close', () => resolve()));
+      p.peer.close();
+      await withTimeout(`${type} close`, 5000, () => closed);
+      assert.is(errors.length, 1, `${type}: one error`);
+      assert.ok(isRingwireError(errors[0], 'ERR_PEER_GONE'), `${type}: ${String(errors[0])}`);
+    } finally {
+      p.close();
+    }
+  }
+  cleanup();
+});
+
 test.run();

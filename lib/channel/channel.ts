@@ -61,6 +61,8 @@ const DEFAULT_BUSY_SPIN = 20000;
 const DRAIN_BUDGET = 256;
 /** Copies the async iterator holds before it stops draining (the peer then sees back-pressure). */
 const ITERATOR_HIGH_WATER = 64;
+/** Requests held while no handler is set; beyond this they are answered with an error. */
+const UNHANDLED_LIMIT = 1024;
 
 export interface Channel {
   on(event: 'message', listener: (data: Uint8Array) => void): this;
@@ -99,6 +101,7 @@ export class Channel extends EventEmitter {
   /** Data that arrived while nobody listened: kept (copied) rather than dropped; reading then pauses. */
   #unclaimed: Buffer[] = [];
   #iterators = 0;
+  #unhandled: Array<[number, Buffer]> = [];
   #wakeIterator: (() => void) | undefined;
   #closedPromise: Promise<RingwireError | undefined>;
   #resolveClosed!: (err: RingwireError | undefined) => void;
@@ -125,7 +128,9 @@ export class Channel extends EventEmitter {
     this.addListener('newListener', (event: string | symbol) => {
       if (event === 'message') queueMicrotask(() => this.#deliverUnclaimed());
     });
-    void this.#pump();
+    // Started after the current tick, so the code that receives this channel (a 'connection'
+    // listener, the continuation of `await connect()`) can attach handlers first.
+    setImmediate(() => void this.#pump());
   }
 
   /** Largest payload one send() or request() can carry. */
@@ -328,13 +333,16 @@ export class Channel extends EventEmitter {
   handle(fn: RequestHandler | null): this {
     if (fn !== null && typeof fn !== 'function') throw ringwireError('ERR_INVALID_ARG', 'handler must be a function or null');
     this.#handler = fn ?? undefined;
+    if (fn) for (const [id, req] of this.#unhandled.splice(0)) this.#serve(id, req);
     return this;
   }
 
   #serve(id: number, request: Buffer): void {
     const handler = this.#handler;
     if (!handler) {
-      this.#sendInternal(Kind.ErrorResponse, id, Buffer.from('the peer serves no requests on this channel'));
+      // Held until handle() is called, up to a bound, so a handler attached a little late loses nothing.
+      if (this.#unhandled.length < UNHANDLED_LIMIT) this.#unhandled.push([id, request]);
+      else this.#sendInternal(Kind.ErrorResponse, id, Buffer.from('the peer serves no requests on this channel'));
       return;
     }
     this.#served++;
@@ -371,10 +379,12 @@ export class Channel extends EventEmitter {
   }
 
   resume(): this {
+    if (!this.#paused) return this;
     this.#paused = false;
     const r = this.#resume;
     this.#resume = undefined;
     r?.();
+    if (this.#link.wake && !this.#busy && !this.#closed) queueMicrotask(() => this.#paused || this.#closed || this.#onWake());
     return this;
   }
 
@@ -382,8 +392,34 @@ export class Channel extends EventEmitter {
     return this.#paused;
   }
 
+  /** Doorbell mode over an eventfd: runs on each ring, drains, then re-arms the waiting flag. */
+  #onWake(): void {
+    const wake = this.#link.wake!;
+    const c = this.#link.consumer;
+    try {
+      wake.clear();
+      for (;;) {
+        wake.setWaiting(false);
+        this.#drain();
+        if (this.#closed || this.#paused) return;
+        for (let i = 0; i < this.#spin; i++) if (c.available()) break;
+        // Publish the flag, then look once more: a commit that raced with us either shows up in
+        // this re-check or sees the flag and rings (the same pairing as lib/wait.ts).
+        wake.setWaiting(true);
+        if (!c.available()) return;
+      }
+    } catch (err) {
+      if (!this.#closed) this.destroy(err as RingwireError);
+    }
+  }
+
   async #pump(): Promise<void> {
     const c = this.#link.consumer;
+    if (!this.#busy && this.#link.wake) {
+      this.#link.wake.start(() => this.#onWake());
+      this.#onWake();
+      return;
+    }
     const signal = this.#pumpAbort.signal;
     try {
       while (!this.#closed) {

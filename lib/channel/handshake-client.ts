@@ -60,10 +60,10 @@ export async function clientHandshake(sock: FdSocket, cred: PeerCred, o: ClientH
     sock.send(encodeConnect());
     const c = await frames.next('Connected');
     if (c.type !== Msg.Connected) unexpected(c, 'Connected');
-    const { producer, consumer, bells } = rings.open(o.spin);
+    const { producer, consumer, bells, wake } = rings.open(o.spin);
     rings = undefined;
     frames.dispose();
-    return new ShmLink(sock, producer, consumer, bells, { ...cred, name: hello.name }, `pid ${process.pid}`, o.address);
+    return new ShmLink(sock, producer, consumer, bells, wake, { ...cred, name: hello.name }, `pid ${process.pid}`, o.address);
   } catch (err) {
     frames.dispose();
     rings?.dispose();

@@ -130,11 +130,11 @@ export async function serverHandshake(sock: FdSocket, cred: PeerCred, o: ServerH
     }
     const c = await frames.next('Connect');
     if (c.type !== Msg.Connect) unexpected(c, 'Connect');
-    const { producer, consumer, bells } = rings.open(o.spin);
+    const { producer, consumer, bells, wake } = rings.open(o.spin);
     rings = undefined;
     frames.dispose();
     sock.send(encodeConnected());
-    return new ShmLink(sock, producer, consumer, bells, peer, o.address, `pid ${cred.pid}`);
+    return new ShmLink(sock, producer, consumer, bells, wake, peer, o.address, `pid ${cred.pid}`);
   } catch (err) {
     frames.dispose();
     rings?.dispose();

@@ -254,7 +254,7 @@ export class RingSet {
   }
 
   /** Builds the two ring ends; closes our memfds (the mappings stay). The bells move to the Link. */
-  open(spin: number | undefined): { producer: SpscProducer; consumer: SpscConsumer; bells: EventFdDoorbell[] } {
+  open(spin: number | undefined): { producer: SpscProducer; consumer: SpscConsumer; bells: EventFdDoorbell[]; wake: { bell: EventFdDoorbell; consumerBlock: SharedArrayBuffer } } {
     const out = ownProducerDirection(this.#role);
     const inbound = (1 - out) as Direction;
     const ownProd = this.#own[0]!;
@@ -271,7 +271,7 @@ export class RingSet {
       { dataBell: ownCons.bell, spaceBell: peerProd.bell, ...opts },
     );
     for (const o of this.#own) o.region.close();
-    return { producer, consumer, bells: [ownProd.bell, ownCons.bell, peerCons.bell, peerProd.bell] };
+    return { producer, consumer, bells: [ownProd.bell, ownCons.bell, peerCons.bell, peerProd.bell], wake: { bell: ownCons.bell, consumerBlock: ownCons.region.buffer } };
   }
 
   /** Releases every fd this set still holds (after a failed handshake). Idempotent. */

@@ -10,6 +10,8 @@ import type { FdSocket } from '../unix-socket.js';
 import { DisconnectCode, DisconnectView, Frame, Msg } from './protocol.js';
 import { sendDisconnect } from './handshake.js';
 import { closeFd } from '../native.js';
+import type { EventFdDoorbell } from '../doorbell-eventfd.js';
+import { CONSUMER_BLOCK_SIZE, CW } from '../layout.js';
 
 export type LinkProducer = Pick<RingProducer, 'data' | 'maxMessageSize' | 'claim' | 'commit' | 'waitForSpace' | 'stats'>;
 export type LinkConsumer = Pick<RingConsumer, 'data' | 'offset' | 'length' | 'type' | 'read' | 'release' | 'available' | 'waitForData' | 'stats'>;
@@ -29,10 +31,24 @@ export interface GoneReason {
   readonly reason: string;
 }
 
+/**
+ * Event-driven receive for links whose inbound ring has an eventfd doorbell: the channel sleeps in
+ * the event loop itself instead of awaiting a promise per message. Protocol (design rule 4):
+ * setWaiting(true), re-check the ring, return to the loop; the producer rings only while the flag
+ * is set, and start()'s callback runs once per ring.
+ */
+export interface WakeSource {
+  start(cb: () => void): void;
+  /** Consumes pending rings so the level-triggered fd stops reporting readable. */
+  clear(): void;
+  setWaiting(on: boolean): void;
+}
+
 export interface Link {
   readonly producer: LinkProducer;
   readonly consumer: LinkConsumer;
   readonly peer: PeerIdentity;
+  readonly wake?: WakeSource;
   /** 'unix', 'inproc' or 'tcp': how far away the peer is. */
   readonly transport: 'unix' | 'inproc' | 'tcp';
   readonly localAddress: string;
@@ -56,17 +72,28 @@ export class ShmLink implements Link {
   #closed = false;
   #why: GoneReason | undefined;
 
+  readonly wake: WakeSource;
+
   constructor(
     sock: FdSocket,
     readonly producer: LinkProducer,
     readonly consumer: LinkConsumer,
     bells: Doorbell[],
+    wake: { bell: EventFdDoorbell; consumerBlock: SharedArrayBuffer },
     readonly peer: PeerIdentity,
     readonly localAddress: string,
     readonly remoteAddress: string,
   ) {
     this.#sock = sock;
     this.#bells = bells;
+    const ctl = new Int32Array(wake.consumerBlock, 0, CONSUMER_BLOCK_SIZE >> 2);
+    const eventfd = wake.bell.eventfd;
+    this.wake = {
+      start: (cb) => eventfd.onReadable(cb),
+      clear: () => { if (eventfd.fd >= 0) eventfd.drain(); },
+      // Seq-cst store; the producer loads it after publishing its tail (SpscProducer.commit).
+      setWaiting: (on) => Atomics.store(ctl, CW.consumerWaiting, on ? 1 : 0),
+    };
     sock.on('message', (data, fds) => {
       for (const fd of fds) closeFd(fd);
       const frame = Frame.parse(data, []);

@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { readdirSync } from 'node:fs';
-import { addonAvailable } from '../lib/native.js';
+import { addonAvailable, closeFd } from '../lib/native.js';
 import { FdServer, FdSocket } from '../lib/unix-socket.js';
 import { EventFd } from '../lib/eventfd.js';
 import { Region } from '../lib/region.js';
@@ -26,6 +26,8 @@ async function rawClient(address: string): Promise<{ sock: FdSocket; frames: Fra
   const frames: Frame[] = [];
   const waiters: Array<() => void> = [];
   sock.on('message', (d, fds) => {
+    // The server's own ring blocks are of no use to a raw client: close them so the fd count below is ours to check.
+    for (const fd of fds) closeFd(fd);
     const f = Frame.parse(d, fds);
     if (f) frames.push(f);
     for (const w of waiters.splice(0)) w();
@@ -148,7 +150,7 @@ if (run) {
     // The fds the server received (and our copies) are all closed again; the socket of the last raw client may linger a tick.
     await new Promise((r) => setTimeout(r, 50));
     const fdsAfter = readdirSync('/proc/self/fd').length;
-    assert.ok(fdsAfter <= fdsBefore + 1, `fds before ${fdsBefore}, after ${fdsAfter}`);
+    assert.ok(fdsAfter <= fdsBefore, `fds before ${fdsBefore}, after ${fdsAfter}`);
   })));
 
   test('server: a secret is required when configured, and compared exactly', () => withTimeout('secret', 10000, () => withServer(async (_s, address) => {

@@ -8,8 +8,8 @@ import { fstatSync } from 'node:fs';
 import { ringwireError, type ErrorCode, type RingwireError } from '../errors.js';
 import { EventFdDoorbell } from '../doorbell-eventfd.js';
 import { CONSUMER_BLOCK_SIZE, RingKind, producerBlockSize } from '../layout.js';
-import type { Region } from '../region.js';
-import { createBlockRegion, mapPeerBlock } from '../shm-ring.js';
+import { Region } from '../region.js';
+import { createBlockRegion } from '../shm-ring.js';
 import { SpscConsumer, SpscProducer } from '../spsc.js';
 import { closeFd } from '../native.js';
 import type { FdSocket } from '../unix-socket.js';
@@ -215,10 +215,13 @@ export class RingSet {
       }
       if (size !== expectedSize) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Limit, `AddRing block is ${size} bytes; expected ${expectedSize}`);
       try {
-        region = mapPeerBlock(memfd, false, `peer ${a.side === BlockSide.Producer ? 'producer' : 'consumer'} block`);
+        region = Region.fromFd(memfd, { writable: false, size: expectedSize });
       } catch (err) {
-        throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, (err as Error).message, err);
+        throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `AddRing block cannot be mapped: ${(err as Error).message}`, err);
       }
+      // Without these seals the peer could shrink the file under our mapping (SIGBUS on access).
+      const seals = region.seals();
+      if (!seals.shrink || !seals.seal) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, 'AddRing block is not sealed against shrinking');
       try {
         bell = EventFdDoorbell.fromFd(eventfd);
       } catch (err) {

@@ -86,8 +86,7 @@ export const CONSUMER_BLOCK_SIZE = 3 * CACHE_LINE;
 /**
  * Record header, 8 bytes, 8-byte aligned; a record occupies align8(8 + length) bytes and never
  * straddles the end of the data area (a padding record fills the gap instead).
- *   word 0: SPSC: payload length.  MPSC: state — 0 unwritten, -(record bytes) reserved and being
- *           written, length + 1 committed.
+ *   word 0: SPSC: payload length.  MPSC: the state word (MPSC_STATE_* below).
  *   word 1: type — user type in bits 0..30; bit 31 marks a padding record.
  */
 export const RECORD_HEADER = 8;
@@ -96,6 +95,25 @@ export const TYPE_PADDING = 0x80000000;
 export const MAX_USER_TYPE = 0x7fffffff;
 export const MIN_CAPACITY = 64;
 export const MAX_CAPACITY = 1 << 30;
+/** MPSC state words keep 25 bits for a size, so MPSC rings are at most 16 MiB. */
+export const MAX_MPSC_CAPACITY = 1 << 24;
+
+/**
+ * MPSC record state word, as u32: 0 while unwritten (the consumer zeroes released space); else
+ *   bits 0..24  value: the record's bytes while reserved, payload length + 1 once committed
+ *   bit 25      committed
+ *   bits 26..31 lap tag: (position >>> log2(capacity)) & 63 of the record's position
+ * The tag tells this lap's records from words a stalled writer of an earlier lap stores late: those
+ * never count as records. The committed bit is set by compare-and-swap from the producer's own
+ * reserved mark, so a producer whose record the consumer already skipped learns that it was revoked.
+ */
+export const MPSC_STATE_VALUE_MASK = (1 << 25) - 1;
+export const MPSC_STATE_COMMITTED = 1 << 25;
+export const MPSC_STATE_TAG_SHIFT = 26;
+
+export function maxCapacity(kind: RingKind): number {
+  return kind === RingKind.Mpsc ? MAX_MPSC_CAPACITY : MAX_CAPACITY;
+}
 
 export function recordBytes(length: number): number {
   return (RECORD_HEADER + length + (RECORD_ALIGN - 1)) & ~(RECORD_ALIGN - 1);

@@ -4,20 +4,27 @@
  * Concurrency contract: any number of MpscProducers (threads or processes) and one MpscConsumer.
  * Each producer object is used from one thread. The producer block (header, reservation tail,
  * records) is created by the consumer and mapped read-write by every producer; the consumer block
- * (head, waiting flag) is the consumer's and read-only to producers.
+ * (head, waiting count) is the consumer's and read-only to producers.
  *
- * Reservation is lock-free: a producer advances the shared tail by compare-and-swap, then marks its
- * record "being written" with the record size, writes the payload, and commits by storing length+1
- * in the record's state word. The consumer reads records strictly in reservation order and zeroes
- * them before releasing, so an unwritten reservation always reads as 0.
+ * Reservation is lock-free: a producer advances the shared tail by compare-and-swap, marks its
+ * record "reserved" with its size and lap tag, writes the payload, and commits by a CAS from that
+ * mark to "committed" (layout.ts, MPSC_STATE_*). The consumer reads records strictly in reservation
+ * order and zeroes them before releasing, so an unwritten reservation always reads as 0.
  *
  * A producer that dies between reserving and committing would wedge the ring. The consumer waits
  * `abandonTimeoutMs` for a record at the head, then skips it: by its size if the producer got as
- * far as marking it, otherwise up to the next marked record (all space between is zero). A live
- * producer stalled that long between its CAS and its mark loses that one record; it is counted.
+ * far as marking it, otherwise up to the next non-zero word (all space between is zero). This is
+ * only safe for producers that are really gone. A live producer stalled longer than the timeout
+ * between claim and commit finds its commit refused (ERR_TIMEOUT, counted as `revoked`), and its
+ * late writes are never read as records (the lap tag); but payload bytes it writes after the skip
+ * may land in space that another producer has reserved since. Choose the timeout well above any
+ * pause a live producer can take between claim() and commit().
  */
 import { ringwireError } from './errors.js';
-import { CW, PW, RECORD_HEADER, RingKind, TYPE_PADDING, MAX_USER_TYPE, recordBytes } from './layout.js';
+import {
+  CW, MPSC_STATE_COMMITTED, MPSC_STATE_TAG_SHIFT, MPSC_STATE_VALUE_MASK, PW, RECORD_HEADER, RingKind,
+  TYPE_PADDING, MAX_USER_TYPE, recordBytes,
+} from './layout.js';
 import { attachConsumerBlock, attachProducerBlock, type RingMemory } from './ring-memory.js';
 import type { RingOptions } from './ring-types.js';
 import { ConsumerBase, ProducerBase, checkMessage } from './ring-base.js';
@@ -25,33 +32,45 @@ import { waitUntil, waitUntilSync, type WaitOptions } from './wait.js';
 
 export const DEFAULT_ABANDON_TIMEOUT_MS = 1000;
 
+/** The lap tag of a position, already shifted into place in a state word. */
+function lapTag(position: number, capShift: number): number {
+  return ((position >>> capShift) & 63) << MPSC_STATE_TAG_SHIFT;
+}
+
 export class MpscProducer extends ProducerBase {
   /** Last consumer head seen by this producer. */
   #head: number;
-  #claimOff = -1;
+  #capShift: number;
+  /** Index of the claimed record's state word, or -1. */
+  #claimWord = -1;
+  /** The reserved mark we stored there; commit swaps it for the committed state. */
+  #claimMark = 0;
   #claimLen = 0;
+  #revoked = 0;
 
   constructor(memory: RingMemory, opts: RingOptions = {}) {
     const p = attachProducerBlock(memory.producer, RingKind.Mpsc);
-    super(p, attachConsumerBlock(memory.consumer, RingKind.Mpsc, p.capacity), opts, true);
+    super(p, attachConsumerBlock(memory.consumer, RingKind.Mpsc, p.capacity), opts);
     this.#head = Atomics.load(this.peerCtl, CW.head);
+    this.#capShift = 31 - Math.clz32(p.capacity);
   }
 
   /**
    * True when `bytes` more fit after reservation position `tail` (which may already be stale: then
-   * the caller's CAS fails and it retries). Refreshes the cached head only when it says no.
+   * the caller's CAS fails and it retries). Refreshes the cached head only when it says no; the
+   * unsigned compare also refreshes a cached head that other producers have left 2 GiB behind.
    */
   #fits(tail: number, bytes: number): boolean {
-    if (((tail - this.#head) | 0) + bytes <= this.capacity) return true;
+    if (((tail - this.#head) >>> 0) + bytes <= this.capacity) return true;
     const head = Atomics.load(this.peerCtl, CW.head);
     // The head never passes the reservation tail, so a tail loaded after it bounds it from above.
-    // (now - head) may exceed capacity legitimately: both moved on between the two loads.
     const now = Atomics.load(this.ctl, PW.tail);
-    if ((head & 7) !== 0 || ((now - head) | 0) < 0 || ((head - this.#head) | 0) < 0) {
-      this.broken = ringwireError('ERR_RING_CORRUPT', `producer: consumer head ${head >>> 0} is impossible (reservation tail ${now >>> 0}, last head ${this.#head >>> 0})`);
+    if ((head & 7) !== 0 || ((now - head) | 0) < 0) {
+      this.broken = ringwireError('ERR_RING_CORRUPT', `producer: consumer head ${head >>> 0} is impossible (reservation tail ${now >>> 0})`);
       throw this.broken;
     }
     this.#head = head;
+    // Negative when `tail` is stale: report room, and the caller's CAS fails and reloads it.
     return ((tail - head) | 0) + bytes <= this.capacity;
   }
 
@@ -66,7 +85,7 @@ export class MpscProducer extends ProducerBase {
   claim(length: number, type = 0): number {
     if (this.broken) throw this.broken;
     checkMessage(length, type, this.maxMessageSize);
-    if (this.#claimOff >= 0) this.commit();
+    if (this.#claimWord >= 0) this.commit();
     const rec = recordBytes(length);
     for (;;) {
       const tail = Atomics.load(this.ctl, PW.tail);
@@ -77,30 +96,49 @@ export class MpscProducer extends ProducerBase {
         if (!this.#fits(tail, pad)) return -1;
         if (Atomics.compareExchange(this.ctl, PW.tail, tail, (tail + pad) | 0) !== tail) continue;
         this.words[(off >> 2) + 1] = TYPE_PADDING;
-        // Publishes the padding's type with its committed state.
-        Atomics.store(this.words, off >> 2, pad - RECORD_HEADER + 1);
+        // Publishes the padding's type with its committed state; the consumer may be asleep
+        // waiting for exactly this, since it frees the space the record needs.
+        Atomics.store(this.words, off >> 2, lapTag(tail, this.#capShift) | MPSC_STATE_COMMITTED | (pad - RECORD_HEADER + 1));
+        this.notifyConsumer();
         continue;
       }
       if (!this.#fits(tail, rec)) return -1;
       if (Atomics.compareExchange(this.ctl, PW.tail, tail, (tail + rec) | 0) !== tail) continue;
       this.words[(off >> 2) + 1] = type;
       // Marks the reservation with its size at once, so a consumer can skip it if we die now.
-      Atomics.store(this.words, off >> 2, -rec);
-      this.#claimOff = off;
+      // A plain store: the reservation is ours, whatever a late writer of an older lap left here.
+      this.#claimMark = lapTag(tail, this.#capShift) | rec;
+      Atomics.store(this.words, off >> 2, this.#claimMark);
+      this.#claimWord = off >> 2;
       this.#claimLen = length;
       return off + RECORD_HEADER;
     }
   }
 
+  /**
+   * Publishes the claimed record and rings the data bell if the consumer sleeps. ERR_TIMEOUT when
+   * the consumer had already given the record up as abandoned: it was not delivered.
+   */
   commit(): void {
-    const off = this.#claimOff;
-    if (off < 0) return;
-    this.#claimOff = -1;
-    // Release: the payload before the committed state that makes it readable.
-    Atomics.store(this.words, off >> 2, this.#claimLen + 1);
+    const word = this.#claimWord;
+    if (word < 0) return;
+    this.#claimWord = -1;
+    const mark = this.#claimMark;
+    const committed = (mark & ~MPSC_STATE_VALUE_MASK) | MPSC_STATE_COMMITTED | (this.#claimLen + 1);
+    // Release: the payload before the committed state that makes it readable. The CAS fails only
+    // if the consumer skipped this record after abandonTimeoutMs and the space moved on.
+    if (Atomics.compareExchange(this.words, word, mark, committed) !== mark) {
+      this.#revoked++;
+      throw ringwireError('ERR_TIMEOUT', `record revoked: the consumer skipped it as abandoned before it was committed (abandonTimeoutMs); it was not delivered`);
+    }
     this.counters.messages++;
     this.counters.bytes += this.#claimLen;
     this.notifyConsumer();
+  }
+
+  /** Records this producer committed too late, after the consumer had skipped them. */
+  get revoked(): number {
+    return this.#revoked;
   }
 }
 
@@ -112,6 +150,7 @@ export interface MpscConsumerOptions extends RingOptions {
 export class MpscConsumer extends ConsumerBase {
   #head: number;
   #pos: number;
+  #capShift: number;
   /** Last reservation tail seen; records must lie below it. */
   #reserved: number;
   #abandonTimeoutMs: number;
@@ -122,8 +161,10 @@ export class MpscConsumer extends ConsumerBase {
     const p = attachProducerBlock(memory.producer, RingKind.Mpsc);
     super(p, attachConsumerBlock(memory.consumer, RingKind.Mpsc, p.capacity), opts);
     this.#head = this.#pos = this.#reserved = Atomics.load(this.ctl, CW.head);
+    this.#capShift = 31 - Math.clz32(p.capacity);
     this.#abandonTimeoutMs = opts.abandonTimeoutMs ?? DEFAULT_ABANDON_TIMEOUT_MS;
   }
+
   /** Re-reads the reservation tail; returns bytes reserved beyond the read position. */
   #refreshReserved(): number {
     const tail = Atomics.load(this.peerCtl, PW.tail);
@@ -135,11 +176,20 @@ export class MpscConsumer extends ConsumerBase {
     return (tail - this.#pos) | 0;
   }
 
+  /**
+   * The state word at the read position, as u32, or 0 when it belongs to another lap (a late
+   * writer's store; never a record of ours).
+   */
+  #state(off: number): number {
+    const state = Atomics.load(this.words, off >> 2) >>> 0;
+    return (state & ~(MPSC_STATE_VALUE_MASK | MPSC_STATE_COMMITTED)) >>> 0 === lapTag(this.#pos, this.#capShift) >>> 0 ? state : 0;
+  }
+
   /** True when the record at the read position is committed (or padding to skip). */
   available(): boolean {
     if (this.broken) throw this.broken;
     if (this.#pos === this.#reserved && this.#refreshReserved() === 0) return false;
-    return Atomics.load(this.words, (this.#pos & this.mask) >> 2) > 0;
+    return (this.#state(this.#pos & this.mask) & MPSC_STATE_COMMITTED) !== 0;
   }
 
   read(): number {
@@ -149,13 +199,13 @@ export class MpscConsumer extends ConsumerBase {
       // read but have not released yet, from a whole lap ago.
       if (this.#pos === this.#reserved && this.#refreshReserved() === 0) return -1;
       const off = this.#pos & this.mask;
-      // Acquire: a positive state publishes the record's type and payload.
-      const state = Atomics.load(this.words, off >> 2);
-      if (state <= 0) {
-        if (!this.#blocked(off, state)) return -1;
+      // Acquire: a committed state publishes the record's type and payload.
+      const state = this.#state(off);
+      if ((state & MPSC_STATE_COMMITTED) === 0) {
+        if (!this.#blocked(off)) return -1;
         continue;
       }
-      const len = state - 1;
+      const len = (state & MPSC_STATE_VALUE_MASK) - 1;
       const type = this.words[(off >> 2) + 1]! >>> 0;
       if (((this.#reserved - this.#pos) | 0) < RECORD_HEADER + len) this.#refreshReserved();
       const ahead = (this.#reserved - this.#pos) | 0;
@@ -167,7 +217,7 @@ export class MpscConsumer extends ConsumerBase {
       }
       const rec = recordBytes(len);
       if (type > MAX_USER_TYPE) this.fail(`record at ${off} has reserved type bits 0x${type.toString(16)}`);
-      if (len > this.capacity || off + rec > this.capacity || rec > ahead) {
+      if (len < 0 || off + rec > this.capacity || rec > ahead) {
         this.fail(`record of ${len} bytes at ${off} runs past the ${ahead} bytes reserved`);
       }
       this.#blockedSince = -1;
@@ -183,9 +233,10 @@ export class MpscConsumer extends ConsumerBase {
 
   /**
    * The record at the read position is not committed. Returns false when the ring is simply empty
-   * or the writer may still be alive; true after skipping an abandoned reservation.
+   * or the writer may still be alive; true after skipping an abandoned reservation (or when the
+   * record got committed meanwhile).
    */
-  #blocked(off: number, state: number): boolean {
+  #blocked(off: number): boolean {
     const ahead = this.#refreshReserved();
     // Nothing reserved: the ring is empty (a non-zero word here belongs to an unreleased record a lap back).
     if (ahead === 0) return false;
@@ -196,13 +247,15 @@ export class MpscConsumer extends ConsumerBase {
       return false;
     }
     if (now - this.#blockedSince < this.#abandonTimeoutMs) return false;
+    // Decide on a fresh look: the writer may have committed since read() loaded the word.
+    const state = this.#state(off);
+    if ((state & MPSC_STATE_COMMITTED) !== 0) return true;
     const toEnd = this.capacity - off;
-    let size: number;
-    if (state < 0) {
-      size = -state;
+    let size = state & MPSC_STATE_VALUE_MASK;
+    if (size !== 0) {
       if ((size & 7) !== 0 || size > toEnd || size > ahead) this.fail(`reserved record of ${size} bytes at ${off} is impossible`);
     } else {
-      // The writer died before marking its size: everything up to the next marked record is its.
+      // The writer died before marking its size: everything up to the next non-zero word is its.
       const limit = Math.min(ahead, toEnd);
       size = RECORD_HEADER;
       while (size < limit && Atomics.load(this.words, (off + size) >> 2) === 0) size += RECORD_HEADER;
@@ -269,7 +322,6 @@ export class MpscConsumer extends ConsumerBase {
   /** available(), after skipping an abandoned reservation at the head if its time is up. */
   #readyOrRecovered(): boolean {
     if (this.available()) return true;
-    const off = this.#pos & this.mask;
-    return this.#blocked(off, Atomics.load(this.words, off >> 2)) && this.available();
+    return this.#blocked(this.#pos & this.mask) && this.available();
   }
 }

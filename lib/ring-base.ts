@@ -43,8 +43,7 @@ export abstract class ProducerBase implements RingProducer {
   #need = 0;
   #waitingSide: WaitingSide;
 
-  /** `countWaiters`: several producers may park at once (MPSC), so the flag is a count. */
-  constructor(p: AttachedProducerBlock, c: AttachedConsumerBlock, opts: RingOptions, countWaiters: boolean) {
+  constructor(p: AttachedProducerBlock, c: AttachedConsumerBlock, opts: RingOptions) {
     this.data = p.data;
     this.capacity = p.capacity;
     this.maxMessageSize = maxMessageSize(p.capacity);
@@ -57,10 +56,10 @@ export abstract class ProducerBase implements RingProducer {
     this.#spin = opts.spin ?? DEFAULT_SPIN;
     this.#waitingSide = {
       ready: () => this.hasSpaceFor(this.#need),
-      // Seq-cst; the consumer loads it after publishing its head (see ConsumerBase.notifyProducers).
-      setWaiting: countWaiters
-        ? (on) => Atomics.add(this.ctl, PW.producerWaiting, on ? 1 : -1)
-        : (on) => Atomics.store(this.ctl, PW.producerWaiting, on ? 1 : 0),
+      // A count, not a flag: several waits (several producers, or several awaits on one) may park
+      // at once, and the first to wake must not clear it for the others. Seq-cst; the consumer
+      // loads it after publishing its head (see ConsumerBase.notifyProducers).
+      setWaiting: (on) => Atomics.add(this.ctl, PW.producerWaiting, on ? 1 : -1),
     };
   }
 
@@ -108,8 +107,12 @@ export abstract class ProducerBase implements RingProducer {
 
   /** Resolves true once a `length`-byte message fits, false on timeout. */
   waitForSpace(length: number, opts: WaitOptions = {}): Promise<boolean> {
-    if (this.broken) return Promise.reject(this.broken);
-    if (!this.#prepareWait(length)) return Promise.resolve(true);
+    try {
+      if (this.broken) throw this.broken;
+      if (!this.#prepareWait(length)) return Promise.resolve(true);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return waitUntil(this.#waitingSide, this.#spaceBell, { spin: this.#spin, ...opts });
   }
 
@@ -169,8 +172,9 @@ export abstract class ConsumerBase implements RingConsumer {
       ready: () => this.available(),
       setWaiting: (on) => {
         if (on) this.counters.parks++;
-        // Seq-cst; the producer loads it after publishing (see ProducerBase.notifyConsumer).
-        Atomics.store(this.ctl, CW.consumerWaiting, on ? 1 : 0);
+        // A count, as for producers: concurrent waits on one consumer must not clear each other's
+        // flag. Seq-cst; the producer loads it after publishing (see ProducerBase.notifyConsumer).
+        Atomics.add(this.ctl, CW.consumerWaiting, on ? 1 : -1);
       },
     };
   }

@@ -4,7 +4,7 @@
  */
 import { ringwireError } from './errors.js';
 import {
-  CACHE_LINE, CONSUMER_BLOCK_SIZE, CONSUMER_MAGIC, CW, LAYOUT_VERSION, MAX_CAPACITY, MIN_CAPACITY,
+  CACHE_LINE, CONSUMER_BLOCK_SIZE, CONSUMER_MAGIC, CW, LAYOUT_VERSION, MIN_CAPACITY, maxCapacity,
   PRODUCER_DATA, PRODUCER_MAGIC, PW, RingKind, isPowerOfTwo, producerBlockSize,
 } from './layout.js';
 
@@ -31,9 +31,13 @@ export interface AttachedConsumerBlock {
   readonly ctl: Int32Array;
 }
 
-function checkCapacity(capacity: number): void {
-  if (!isPowerOfTwo(capacity) || capacity < MIN_CAPACITY || capacity > MAX_CAPACITY) {
-    throw ringwireError('ERR_OUT_OF_RANGE', `ring capacity must be a power of two from ${MIN_CAPACITY} to ${MAX_CAPACITY} bytes, got ${capacity}`);
+function validCapacity(kind: RingKind, capacity: number): boolean {
+  return isPowerOfTwo(capacity) && capacity >= MIN_CAPACITY && capacity <= maxCapacity(kind);
+}
+
+function checkCapacity(kind: RingKind, capacity: number): void {
+  if (!validCapacity(kind, capacity)) {
+    throw ringwireError('ERR_OUT_OF_RANGE', `ring capacity must be a power of two from ${MIN_CAPACITY} to ${maxCapacity(kind)} bytes, got ${capacity}`);
   }
 }
 
@@ -53,7 +57,7 @@ function checkPlacement(block: Block, size: number, what: string): number {
 
 /** Writes a fresh producer block header into memory the caller owns. */
 export function initProducerBlock(block: Block, kind: RingKind, capacity: number): void {
-  checkCapacity(capacity);
+  checkCapacity(kind, capacity);
   const offset = checkPlacement(block, producerBlockSize(capacity), 'producer block');
   new Uint8Array(block.buffer, offset, producerBlockSize(capacity)).fill(0);
   const ctl = new Int32Array(block.buffer, offset, PRODUCER_DATA >> 2);
@@ -66,7 +70,7 @@ export function initProducerBlock(block: Block, kind: RingKind, capacity: number
 
 /** Writes a fresh consumer block header into memory the caller owns. */
 export function initConsumerBlock(block: Block, kind: RingKind, capacity: number): void {
-  checkCapacity(capacity);
+  checkCapacity(kind, capacity);
   const offset = checkPlacement(block, CONSUMER_BLOCK_SIZE, 'consumer block');
   new Uint8Array(block.buffer, offset, CONSUMER_BLOCK_SIZE).fill(0);
   const ctl = new Int32Array(block.buffer, offset, CONSUMER_BLOCK_SIZE >> 2);
@@ -88,7 +92,7 @@ export function attachProducerBlock(block: Block, kind: RingKind): AttachedProdu
   if ((vk & 0xffff) !== LAYOUT_VERSION) corrupt(`producer block: layout version ${vk & 0xffff}, expected ${LAYOUT_VERSION}`);
   if (vk >>> 16 !== kind) corrupt(`producer block: ring kind ${vk >>> 16}, expected ${kind}`);
   const capacity = ctl[PW.capacity]!;
-  if (!isPowerOfTwo(capacity) || capacity < MIN_CAPACITY || capacity > MAX_CAPACITY) corrupt(`producer block: bad capacity ${capacity}`);
+  if (!validCapacity(kind, capacity)) corrupt(`producer block: bad capacity ${capacity}`);
   if (ctl[PW.dataOffset] !== PRODUCER_DATA) corrupt(`producer block: bad data offset ${ctl[PW.dataOffset]}`);
   if (offset + producerBlockSize(capacity) > block.buffer.byteLength) {
     corrupt(`producer block: capacity ${capacity} runs past the end of its ${block.buffer.byteLength}-byte buffer`);
@@ -115,7 +119,7 @@ export function attachConsumerBlock(block: Block, kind: RingKind, capacity: numb
 
 /** Allocates both blocks of a ring in fresh SharedArrayBuffers (the thread case). */
 export function allocateRing(kind: RingKind, capacity: number): RingMemory {
-  checkCapacity(capacity);
+  checkCapacity(kind, capacity);
   const producer = { buffer: new SharedArrayBuffer(producerBlockSize(capacity)), offset: 0 };
   const consumer = { buffer: new SharedArrayBuffer(CONSUMER_BLOCK_SIZE), offset: 0 };
   initProducerBlock(producer, kind, capacity);

@@ -28,7 +28,7 @@ export class SpscProducer extends ProducerBase {
 
   constructor(memory: RingMemory, opts: RingOptions = {}) {
     const p = attachProducerBlock(memory.producer, RingKind.Spsc);
-    super(p, attachConsumerBlock(memory.consumer, RingKind.Spsc, p.capacity), opts, false);
+    super(p, attachConsumerBlock(memory.consumer, RingKind.Spsc, p.capacity), opts);
     this.#tail = this.#published = Atomics.load(this.ctl, PW.tail);
     this.#head = Atomics.load(this.peerCtl, CW.head);
     this.#checkHead(this.#head, this.#head);
@@ -136,26 +136,31 @@ export class SpscConsumer extends ConsumerBase {
 
   read(): number {
     if (this.broken) throw this.broken;
-    if (this.#pos === this.#tail && !this.#refresh()) return -1;
-    const off = this.#pos & this.mask;
-    const len = this.words[off >> 2]! >>> 0;
-    const type = this.words[(off >> 2) + 1]! >>> 0;
-    if (type > MAX_USER_TYPE) return this.#readPadding(off, len, type);
-    const rec = recordBytes(len);
-    if (len > this.capacity || off + rec > this.capacity || rec > ((this.#tail - this.#pos) | 0)) {
-      this.fail(`record of ${len} bytes at ${off} runs past the ${(this.#tail - this.#pos) | 0} bytes published`);
+    for (;;) {
+      if (this.#pos === this.#tail && !this.#refresh()) return -1;
+      const off = this.#pos & this.mask;
+      const len = this.words[off >> 2]! >>> 0;
+      const type = this.words[(off >> 2) + 1]! >>> 0;
+      if (type > MAX_USER_TYPE) {
+        this.#skipPadding(off, len, type);
+        continue;
+      }
+      const rec = recordBytes(len);
+      if (len > this.capacity || off + rec > this.capacity || rec > ((this.#tail - this.#pos) | 0)) {
+        this.fail(`record of ${len} bytes at ${off} runs past the ${(this.#tail - this.#pos) | 0} bytes published`);
+      }
+      this.offset = off + RECORD_HEADER;
+      this.length = len;
+      this.type = type;
+      this.#pos = (this.#pos + rec) | 0;
+      this.counters.messages++;
+      this.counters.bytes += len;
+      return len;
     }
-    this.offset = off + RECORD_HEADER;
-    this.length = len;
-    this.type = type;
-    this.#pos = (this.#pos + rec) | 0;
-    this.counters.messages++;
-    this.counters.bytes += len;
-    return len;
   }
 
-  /** Off the hot path: skip a padding record (which must end the area) and read on. */
-  #readPadding(off: number, len: number, type: number): number {
+  /** Off the hot path: skip a padding record, which must end the area. */
+  #skipPadding(off: number, len: number, type: number): void {
     if (type !== TYPE_PADDING) this.fail(`record at ${off} has reserved type bits 0x${type.toString(16)}`);
     const pad = len + RECORD_HEADER;
     if (len > this.capacity || off + pad !== this.capacity || pad > ((this.#tail - this.#pos) | 0)) {
@@ -165,7 +170,6 @@ export class SpscConsumer extends ConsumerBase {
     const releaseNow = this.#pos === this.#head;
     this.#pos = (this.#pos + pad) | 0;
     if (releaseNow) this.release();
-    return this.read();
   }
 
   release(): void {

@@ -2,7 +2,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createThreadRing, openConsumer, openProducer } from '../lib/thread-ring.js';
 import { MpscConsumer, MpscProducer } from '../lib/mpsc.js';
-import { PW } from '../lib/layout.js';
+import { CW, PW } from '../lib/layout.js';
+import { allocateRing } from '../lib/ring-memory.js';
+import { RingKind } from '../lib/layout.js';
+import { isRingwireError } from '../lib/errors.js';
 import { prng, testSeed } from './helpers.js';
 
 const seed = testSeed();
@@ -100,6 +103,72 @@ test('full is back-pressure for every producer, and space returns after release'
   assert.is(b.claim(24), -1);
   assert.ok(c.receive());
   assert.ok(b.send(new Uint8Array(24)));
+});
+
+test('a producer idle while 2 GiB passed re-reads the head instead of trusting its stale copy', () => {
+  const mem = allocateRing(RingKind.Mpsc, 1024);
+  const idle = new MpscProducer(mem); // caches head 0
+  // Move both indices 2^31 + 64 bytes on, as if 2 GiB had flowed through from other producers.
+  const far = (0x80000000 + 64) | 0;
+  Atomics.store(new Int32Array(mem.producer.buffer), PW.tail, far);
+  Atomics.store(new Int32Array(mem.consumer.buffer), CW.head, far);
+  const busy = new MpscProducer(mem);
+  const c = new MpscConsumer(mem);
+  while (busy.send(new Uint8Array(56), 7));
+  assert.is(idle.claim(8, 99), -1, 'the ring is full for every producer');
+  let n = 0;
+  while (c.read() >= 0) {
+    assert.is(c.type, 7);
+    n++;
+  }
+  c.release();
+  assert.is(n, 1024 / 64);
+  assert.ok(idle.send(new Uint8Array(8), 99), 'space freed by the consumer is seen by the idle producer');
+});
+
+test('a stalled producer whose record was skipped gets ERR_TIMEOUT at commit, and its late writes are never read as records', async () => {
+  const mem = allocateRing(RingKind.Mpsc, 256);
+  const slow = new MpscProducer(mem);
+  const other = new MpscProducer(mem);
+  const c = new MpscConsumer(mem, { abandonTimeoutMs: 10 });
+  const slowOff = slow.claim(8, 111);
+  assert.is(c.read(), -1);
+  assert.is(await c.waitForData({ timeoutMs: 200 }), false, 'after the skip the ring is empty');
+  assert.is(c.stats().abandoned, 1, 'the consumer gave the stalled record up');
+  for (let i = 0; i < 15; i++) assert.ok(other.send(new Uint8Array(8).fill(i), 200 + i));
+  while (c.read() >= 0) c.release();
+  // The next lap: `other` reserves offset 0 again and has not committed yet.
+  const o2 = other.claim(8, 999);
+  assert.is(o2, slowOff);
+  slow.data.fill(0x11, slowOff, slowOff + 8);
+  try {
+    slow.commit();
+    assert.unreachable('a revoked record must not commit');
+  } catch (err) {
+    assert.ok(isRingwireError(err, 'ERR_TIMEOUT'), String(err));
+  }
+  assert.is(slow.revoked, 1);
+  assert.is(c.read(), -1, 'nothing committed at the head: the late commit did not publish anything');
+  other.commit();
+  assert.is(c.read(), 8);
+  assert.is(c.type, 999);
+  c.release();
+  assert.is(new Int32Array(mem.producer.buffer, 192, 1)[0], 0, 'released space is zero again');
+});
+
+test('padding committed on the way to a full ring wakes a sleeping consumer', async () => {
+  const d = createThreadRing(256, 'mpsc');
+  const p = openProducer(d);
+  const c = openConsumer(d, { spin: 0 });
+  assert.ok(p.send(new Uint8Array(120)));
+  assert.ok(c.receive());
+  const parked = c.waitForData({ timeoutMs: 5000 });
+  // A 200-byte record does not fit after offset 128: the producer pads to the end and must say so.
+  assert.is(p.claim(200), -1);
+  assert.is(p.stats().doorbellsRung, 1, 'the padding rang the parked consumer');
+  assert.ok(await parked);
+  assert.is(c.read(), -1, 'only padding was there');
+  assert.ok(p.send(new Uint8Array(200)), 'the skipped padding freed the space');
 });
 
 test.run();

@@ -113,4 +113,27 @@ test('a worker blocked in waitForDataSync wakes for each of 2,000 ping-pongs (no
   }
 });
 
+test('two waits on one consumer: the first one timing out does not silence the doorbell for the other', async () => {
+  const d = createThreadRing(256);
+  const p = openProducer(d);
+  const c = openConsumer(d, { spin: 0 });
+  const long = c.waitForData({ timeoutMs: 10_000 });
+  assert.is(await c.waitForData({ timeoutMs: 10 }), false);
+  p.send(new Uint8Array(4));
+  assert.is(p.stats().doorbellsRung, 1, 'the remaining waiter is still flagged, so the producer rang');
+  assert.ok(await long);
+});
+
+test('waitForSpace rejects (never throws) for a message the ring can never hold', async () => {
+  const p = openProducer(createThreadRing(256));
+  let promise: Promise<boolean> | undefined;
+  assert.not.throws(() => { promise = p.waitForSpace(1000); });
+  try {
+    await promise;
+    assert.unreachable();
+  } catch (err) {
+    assert.ok(isRingwireError(err, 'ERR_RING_TOO_LARGE'), String(err));
+  }
+});
+
 test.run();

@@ -3,7 +3,9 @@
  * stream socket, shares memfd "guest memory" and eventfds with SCM_RIGHTS, and drives the rng
  * device's queue with SplitQueueDriver, exactly as QEMU and a guest kernel would.
  */
+import { spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -16,7 +18,7 @@ import { VhostUserFrontend } from '../virtio/vhost-user/frontend.js';
 import { MemoryTablePayload, VringFdPayload, VringStatePayload } from '../virtio/vhost-user/payloads.js';
 import { VHOST_USER_F_PROTOCOL_FEATURES, VhostUserProtocolFeature as PF, VhostUserRequest as R } from '../virtio/vhost-user/protocol.js';
 import { VhostUserServer } from '../virtio/vhost-user/server.js';
-import { makeTempDir, prng, testSeed, withTimeout } from './helpers.js';
+import { Children, makeTempDir, prng, testSeed, withTimeout } from './helpers.js';
 
 const seed = testSeed();
 
@@ -207,9 +209,11 @@ test('a new SET_MEM_TABLE replaces the mapping: running rings continue over the 
     assert.is(q.driver.popUsed()?.len, 64);
     assert.equal(r.guest.bytes(hi, 64), expect(64), 'served through the second region');
     // A table whose fd count does not match is refused and the connection dropped.
-    await rejects(r.fe.requestAck(R.SET_MEM_TABLE, MemoryTablePayload.encode([
+    // With REPLY_ACK the front-end first hears the failure status, then loses the connection.
+    const refused = await rejects(r.fe.requestAck(R.SET_MEM_TABLE, MemoryTablePayload.encode([
       { guestPhysAddr: 0n, memorySize: BigInt(size), userspaceAddr: r.guest.uvaBase, mmapOffset: 0n },
     ])));
+    assert.match(String(refused), /SET_MEM_TABLE failed with status 1/);
     assert.match(r.logs.join('\n'), /SET_MEM_TABLE came with 0 fds, expected 1/);
   } finally {
     r.close();
@@ -267,6 +271,69 @@ test('QEMU 7.2 style: EVENT_IDX acked without being offered still gets kicks (av
     }
   } finally {
     r.close();
+    cleanup();
+  }
+});
+
+test('RESET_DEVICE (a guest reboot) stops every ring and forgets memory; the same connection programs it again', async () => {
+  const { dir, cleanup } = makeTempDir();
+  const device = new RngDevice();
+  const r = await rig(device, dir);
+  try {
+    await r.guest.start(r.fe, 1);
+    const q = r.guest.queues[0]!;
+    let wake = called(q, 'before reset');
+    post(r.guest, q, [8]);
+    await wake;
+    await r.fe.requestAck(R.RESET_DEVICE);
+    assert.is(r.server.connection?.state.memory, undefined);
+    assert.ok(!r.server.connection?.state.vrings[0]!.started);
+    // The front-end restarts the device as QEMU does after a reboot: no SET_OWNER, new table and rings.
+    const again = new FrontendGuest();
+    try {
+      await again.start(r.fe, 1, { skipOwner: true });
+      const q2 = again.queues[0]!;
+      wake = called(q2, 'after reset');
+      post(again, q2, [8]);
+      await wake;
+      assert.is(q2.driver.popUsed()?.len, 8);
+    } finally {
+      again.close();
+    }
+  } finally {
+    r.close();
+    cleanup();
+  }
+});
+
+test('ringwire vhost-user-rng: the CLI serves a front-end and reports what it served on SIGTERM', async () => {
+  const { dir, cleanup } = makeTempDir();
+  const children = new Children();
+  const path = join(dir, 'cli-rng.sock');
+  try {
+    const child = children.add(spawn(process.execPath, [fileURLToPath(new URL('../lib/cli.js', import.meta.url)), 'vhost-user-rng', '--socket', path], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    await withTimeout('the CLI to listen', 10_000, async () => {
+      while (!out.includes('"ready":true')) await new Promise((res) => setTimeout(res, 10));
+    });
+    const fe = await VhostUserFrontend.connect(path);
+    const guest = new FrontendGuest();
+    await guest.start(fe, 1);
+    const q = guest.queues[0]!;
+    const wake = called(q, 'CLI rng');
+    post(guest, q, [100, 28]);
+    await wake;
+    assert.is(q.driver.popUsed()?.len, 100);
+    assert.is(q.driver.popUsed()?.len, 28);
+    fe.close();
+    guest.close();
+    const code = new Promise<number | null>((res) => child.once('exit', (c) => res(c)));
+    child.kill('SIGTERM');
+    assert.is(await withTimeout('the CLI to exit', 10_000, () => code), 0);
+    assert.match(out, /"bytesServed":128,"requests":2/);
+  } finally {
+    await children.killAll();
     cleanup();
   }
 });

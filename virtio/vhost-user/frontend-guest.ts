@@ -41,6 +41,8 @@ export interface FrontendGuestOptions {
   /** Ack these bits even if not offered: QEMU 7.2 does it with EVENT_IDX. */
   forceFeatures?: bigint;
   uvaBase?: bigint;
+  /** Leave out SET_PROTOCOL_FEATURES and SET_OWNER: the session already had them (restart after RESET_DEVICE). */
+  skipOwner?: boolean;
 }
 
 export class FrontendGuest {
@@ -82,8 +84,10 @@ export class FrontendGuest {
     if (!(offered & bit(VHOST_USER_F_PROTOCOL_FEATURES))) throw ringwireError('ERR_VHOST_PROTOCOL', 'back-end does not offer protocol features');
     const pf = await fe.getU64(R.GET_PROTOCOL_FEATURES);
     if (!(pf & bit(PF.REPLY_ACK))) throw ringwireError('ERR_VHOST_PROTOCOL', 'back-end does not offer REPLY_ACK');
-    await fe.request(R.SET_PROTOCOL_FEATURES, U64Payload.encode(bit(PF.REPLY_ACK)));
-    await fe.requestAck(R.SET_OWNER);
+    if (!options.skipOwner) {
+      await fe.request(R.SET_PROTOCOL_FEATURES, U64Payload.encode(bit(PF.REPLY_ACK)));
+      await fe.requestAck(R.SET_OWNER);
+    }
     const want = options.wantFeatures ?? (bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_F_EVENT_IDX) | bit(VIRTIO_F_INDIRECT_DESC));
     this.features = (want & offered) | (options.forceFeatures ?? 0n);
     await fe.requestAck(R.SET_FEATURES, U64Payload.encode(this.features | bit(VHOST_USER_F_PROTOCOL_FEATURES)));

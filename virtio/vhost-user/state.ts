@@ -131,7 +131,12 @@ export class VhostUserBackendState {
         this.#owner = true;
         return undefined;
       case R.RESET_OWNER:
+        // Deprecated in the rst; QEMU no longer sends it. It also gives up ownership.
+        this.#reset();
+        this.#owner = false;
+        return undefined;
       case R.RESET_DEVICE:
+        // Resets the device, not the session: ownership and protocol features stay (QEMU sends no SET_OWNER after it).
         this.#reset();
         return undefined;
       case R.GET_QUEUE_NUM:
@@ -256,7 +261,6 @@ export class VhostUserBackendState {
     for (const v of this.vrings) v.close();
     this.#memory = undefined;
     this.#features = 0n;
-    this.#owner = false;
     this.device.reset();
   }
 

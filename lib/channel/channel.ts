@@ -309,10 +309,10 @@ export class Channel extends EventEmitter {
       this.#checkMessage(data);
       this.#checkWritable(Kind.Request);
       if (this.#peerEnded) throw ringwireError('ERR_RING_CLOSED', 'the peer has ended; it takes no more requests');
+      var { id, promise } = this.#requests.start(opts);
     } catch (err) {
       return Promise.reject(err);
     }
-    const { id, promise } = this.#requests.start(opts);
     if (!this.#tryWrite(Kind.Request, id, data)) {
       this.#enqueue(Kind.Request, id, data, { ...(opts.signal ? { signal: opts.signal } : {}) }).catch((err) => this.#requests.fail(id, err));
     } else if (this.#busy) {
@@ -415,6 +415,7 @@ export class Channel extends EventEmitter {
 
   async #pump(): Promise<void> {
     const c = this.#link.consumer;
+    if (this.#closed) return;
     if (!this.#busy && this.#link.wake) {
       this.#link.wake.start(() => this.#onWake());
       this.#onWake();

@@ -195,6 +195,6 @@ export function createServer(a?: ServerOptions | ((channel: Channel) => void), b
 }
 
 /** createServer(opts, onConnection).listen(address). */
-export function listen(address: string, opts: ServerOptions = {}, onConnection?: (channel: Channel) => void): Promise<ChannelServer> {
+export async function listen(address: string, opts: ServerOptions = {}, onConnection?: (channel: Channel) => void): Promise<ChannelServer> {
   return new ChannelServer(opts, onConnection).listen(address);
 }

@@ -22,6 +22,11 @@ import { Children, makeTempDir, prng, testSeed, withTimeout } from './helpers.js
 
 const seed = testSeed();
 
+/** Every test gets a hard deadline, so a reply that never comes fails with a name instead of hanging the file. */
+function t(name: string, fn: () => Promise<void> | void): void {
+  test(name, () => withTimeout(name, 60_000, async () => fn()));
+}
+
 async function rejects(p: Promise<unknown>): Promise<unknown> {
   try {
     await p;
@@ -85,7 +90,7 @@ function post(guest: FrontendGuest, q: GuestQueue, sizes: number[]): Map<number,
   return out;
 }
 
-test('GET_FEATURES / GET_PROTOCOL_FEATURES / GET_QUEUE_NUM answer with flags 0x5 and what the device offers', async () => {
+t('GET_FEATURES / GET_PROTOCOL_FEATURES / GET_QUEUE_NUM answer with flags 0x5 and what the device offers', async () => {
   const { dir, cleanup } = makeTempDir();
   const r = await rig(new RngDevice(), dir);
   try {
@@ -104,7 +109,7 @@ test('GET_FEATURES / GET_PROTOCOL_FEATURES / GET_QUEUE_NUM answer with flags 0x5
   }
 });
 
-test('the guest gets exactly the bytes the device served, through direct and indirect chains', async () => {
+t('the guest gets exactly the bytes the device served, through direct and indirect chains', async () => {
   const { dir, cleanup } = makeTempDir();
   const { device, expect } = streamDevice(seed);
   const r = await rig(device, dir);
@@ -142,7 +147,7 @@ test('the guest gets exactly the bytes the device served, through direct and ind
   }
 });
 
-test('GET_VRING_BASE stops the ring at the avail index it reached; SET_VRING_BASE + KICK resume from there', async () => {
+t('GET_VRING_BASE stops the ring at the avail index it reached; SET_VRING_BASE + KICK resume from there', async () => {
   const { dir, cleanup } = makeTempDir();
   const device = new RngDevice();
   const r = await rig(device, dir);
@@ -177,7 +182,7 @@ test('GET_VRING_BASE stops the ring at the avail index it reached; SET_VRING_BAS
   }
 });
 
-test('a new SET_MEM_TABLE replaces the mapping: running rings continue over the new regions and offsets', async () => {
+t('a new SET_MEM_TABLE replaces the mapping: running rings continue over the new regions and offsets', async () => {
   const { dir, cleanup } = makeTempDir();
   const { device, expect } = streamDevice(seed + 1);
   const r = await rig(device, dir);
@@ -221,7 +226,7 @@ test('a new SET_MEM_TABLE replaces the mapping: running rings continue over the 
   }
 });
 
-test('one front-end at a time; after it leaves the device is reset and the next one starts clean', async () => {
+t('one front-end at a time; after it leaves the device is reset and the next one starts clean', async () => {
   const { dir, cleanup } = makeTempDir();
   const device = new RngDevice();
   const r = await rig(device, dir);
@@ -250,7 +255,7 @@ test('one front-end at a time; after it leaves the device is reset and the next 
   }
 });
 
-test('QEMU 7.2 style: EVENT_IDX acked without being offered still gets kicks (avail_event is published)', async () => {
+t('QEMU 7.2 style: EVENT_IDX acked without being offered still gets kicks (avail_event is published)', async () => {
   const { dir, cleanup } = makeTempDir();
   class NoEventIdx extends RngDevice {
     override features(): bigint {
@@ -275,7 +280,7 @@ test('QEMU 7.2 style: EVENT_IDX acked without being offered still gets kicks (av
   }
 });
 
-test('RESET_DEVICE (a guest reboot) stops every ring and forgets memory; the same connection programs it again', async () => {
+t('RESET_DEVICE (a guest reboot) stops every ring and forgets memory; the same connection programs it again', async () => {
   const { dir, cleanup } = makeTempDir();
   const device = new RngDevice();
   const r = await rig(device, dir);
@@ -306,7 +311,7 @@ test('RESET_DEVICE (a guest reboot) stops every ring and forgets memory; the sam
   }
 });
 
-test('ringwire vhost-user-rng: the CLI serves a front-end and reports what it served on SIGTERM', async () => {
+t('ringwire vhost-user-rng: the CLI serves a front-end and reports what it served on SIGTERM', async () => {
   const { dir, cleanup } = makeTempDir();
   const children = new Children();
   const path = join(dir, 'cli-rng.sock');

@@ -22,6 +22,11 @@ import { VhostUserBackendState } from '../virtio/vhost-user/state.js';
 import { makeTempDir, prng, testSeed, withTimeout } from './helpers.js';
 
 const seed = testSeed();
+
+/** Every test gets a hard deadline, so a reply that never comes fails with a name instead of hanging the file. */
+function t(name: string, fn: () => Promise<void> | void): void {
+  test(name, () => withTimeout(name, 60_000, async () => fn()));
+}
 const openFds = (): number => readdirSync('/proc/self/fd').length;
 const u64 = (v: bigint): Uint8Array => U64Payload.encode(v);
 const region = (size: number, mmapOffset = 0n): Parameters<typeof MemoryTablePayload.encode>[0][0] =>
@@ -36,7 +41,7 @@ function dropped(fe: VhostUserFrontend, what: string): Promise<void> {
 
 type Case = { name: string; log: RegExp; run(fe: VhostUserFrontend): Promise<void> | void };
 
-test('malformed and out-of-order messages drop the connection with a reason; fds are closed; the next front-end is served', async () => {
+t('malformed and out-of-order messages drop the connection with a reason; fds are closed; the next front-end is served', async () => {
   const { dir, cleanup } = makeTempDir();
   const logs: string[] = [];
   const path = join(dir, 'rng.sock');
@@ -109,7 +114,7 @@ interface Hostile {
   corrupt(g: FrontendGuest, desc: DataView, avail: Uint16Array): void;
 }
 
-test('hostile rings and descriptors break only their queue (err eventfd fires); the connection stays up', async () => {
+t('hostile rings and descriptors break only their queue (err eventfd fires); the connection stays up', async () => {
   const { dir, cleanup } = makeTempDir();
   const logs: string[] = [];
   const path = join(dir, 'rng.sock');
@@ -169,7 +174,7 @@ test('hostile rings and descriptors break only their queue (err eventfd fires); 
   }
 });
 
-test('seeded fuzz of the dispatch: plausible and mutated sequences give replies or ERR_VHOST_PROTOCOL, and leak no fd', () => {
+t('seeded fuzz of the dispatch: plausible and mutated sequences give replies or ERR_VHOST_PROTOCOL, and leak no fd', () => {
   const rand = prng(seed);
   const requests = Object.values(R).filter((v): v is number => typeof v === 'number');
   const MEM = 65536;

@@ -14,6 +14,11 @@ import { VhostUserFrontend } from '../virtio/vhost-user/frontend.js';
 import { makeTempDir, prng, testSeed, withTimeout } from './helpers.js';
 
 const seed = testSeed();
+
+/** Every test gets a hard deadline, so a reply that never comes fails with a name instead of hanging the file. */
+function t(name: string, fn: () => Promise<void> | void): void {
+  test(name, () => withTimeout(name, 60_000, async () => fn()));
+}
 const HDR = 12;
 const RX_BUF = HDR + 1518;
 
@@ -110,7 +115,7 @@ async function hostPort(path: string): Promise<{ sock: FdSocket; received: Uint8
   };
 }
 
-test('L2Switch: learns, forwards unicast, floods broadcast and unknown, forgets a detached port', () => {
+t('L2Switch: learns, forwards unicast, floods broadcast and unknown, forgets a detached port', () => {
   const got = new Map<string, Uint8Array[]>();
   const port = (name: string): SwitchPort => ({ name, deliver: (f) => got.get(name)!.push(f.slice()) });
   const [a, b, c] = ['a', 'b', 'c'].map((n) => (got.set(n, []), port(n))) as [SwitchPort, SwitchPort, SwitchPort];
@@ -131,7 +136,7 @@ test('L2Switch: learns, forwards unicast, floods broadcast and unknown, forgets 
   assert.is(sw.stats.dropped, 1, 'runt frame dropped');
 });
 
-test('two guests and a host port exchange frames through the switch; a guest that leaves is dropped and can rejoin', async () => {
+t('two guests and a host port exchange frames through the switch; a guest that leaves is dropped and can rejoin', async () => {
   const { dir, cleanup } = makeTempDir();
   const logs: string[] = [];
   const sw = VhostUserSwitch.start({ ports: [join(dir, 'a.sock'), join(dir, 'b.sock')], hostSocket: join(dir, 'host.sock'), log: (m) => logs.push(m) });
@@ -182,7 +187,7 @@ test('two guests and a host port exchange frames through the switch; a guest tha
   }
 });
 
-test('a guest without receive buffers: frames wait in a bounded backlog, then are dropped and counted', async () => {
+t('a guest without receive buffers: frames wait in a bounded backlog, then are dropped and counted', async () => {
   const { dir, cleanup } = makeTempDir();
   const sw = VhostUserSwitch.start({ ports: [join(dir, 'a.sock')], hostSocket: join(dir, 'host.sock'), log: () => {} });
   const fe = await VhostUserFrontend.connect(join(dir, 'a.sock'));

@@ -1,7 +1,7 @@
 /**
  * A channel peer in its own process, for the multi-process tests. argv[2] is a JSON job:
  *   { role: 'serve', address, mode?, slow?, uid? }  listen; echo messages and requests ('slow': requests never answered)
- *   { role: 'connect', address, count, uid? }        connect, make `count` echo requests, report, close
+ *   { role: 'connect', address, count, uid?, hold? }  connect, make `count` echo requests, report, close (or hold on)
  * It prints one JSON line per event on stdout ({ ready }, { done }, { error }), so it works through
  * `ip netns exec` and `nsenter`, which do not pass an IPC channel.
  */
@@ -16,6 +16,8 @@ interface Job {
   uid?: number;
   gid?: number;
   name?: string;
+  /** connect: stay connected after the requests (until killed). */
+  hold?: boolean;
 }
 
 const job = JSON.parse(process.argv[2] ?? '{}') as Job;
@@ -46,7 +48,8 @@ if (job.role === 'serve') {
       if (res.equals(msg)) ok++;
     }
     report({ done: ok, peer: ch.peer, pid: process.pid });
-    await ch.close();
+    if (job.hold) ch.handle((r) => r);
+    else await ch.close();
   } catch (err) {
     report({ error: (err as Error).message, code: (err as { code?: string }).code });
   }

@@ -95,7 +95,11 @@ export class VhostUserBackendState {
     }
     // From here on only the requests with fds (want > 0) keep any; their handlers own them.
     if (want <= 0) for (const fd of msg.fds) closeQuietly(fd);
-    return this.#dispatch(msg);
+    const reply = this.#dispatch(msg);
+    // Front-ends order the ring setup differently (QEMU: memory, num, base, addr, kick; others kick
+    // first): start any ring whose last missing piece this message supplied.
+    for (const v of this.vrings) if (!v.running) this.#tryStart(v);
+    return reply;
   }
 
   /** Releases the memory table and every vring fd, and resets the device. */
@@ -151,9 +155,7 @@ export class VhostUserBackendState {
       case R.SET_VRING_ADDR: {
         const a = valid(new VringAddressPayload(p), 'SET_VRING_ADDR');
         if (a.flags & VHOST_VRING_F_LOG) throw ringwireError('ERR_VHOST_PROTOCOL', 'SET_VRING_ADDR asks for used-ring logging, which was not offered');
-        const v = this.#vring(a.index, 'SET_VRING_ADDR');
-        v.setAddresses({ desc: a.desc, avail: a.avail, used: a.used });
-        this.#tryStart(v);
+        this.#vring(a.index, 'SET_VRING_ADDR').setAddresses({ desc: a.desc, avail: a.avail, used: a.used });
         return undefined;
       }
       case R.SET_VRING_BASE: {
@@ -177,8 +179,7 @@ export class VhostUserBackendState {
         if (s.num > 1) throw ringwireError('ERR_VHOST_PROTOCOL', `SET_VRING_ENABLE with state ${s.num}`);
         const v = this.#vring(s.index, 'SET_VRING_ENABLE');
         v.enabled = s.num === 1;
-        if (v.enabled) this.#tryStart(v);
-        else v.stop();
+        if (!v.enabled) v.stop();
         return undefined;
       }
       case R.GET_CONFIG:
@@ -202,11 +203,10 @@ export class VhostUserBackendState {
       throw ringwireError('ERR_VHOST_PROTOCOL', `SET_MEM_TABLE: ${bad}`);
     }
     const memory = mapMemoryTable(t.regions(), msg.fds);
-    // The old table goes away now: running queues are rebuilt over the new one, from where they were.
-    const running = this.vrings.filter((v) => v.running);
-    for (const v of running) v.stop();
+    // The old table goes away now: running queues stop here and handle() restarts them over the
+    // new one from the avail index they had reached.
+    for (const v of this.vrings) v.stop();
     this.#memory = memory;
-    for (const v of running) this.#tryStart(v);
     return undefined;
   }
 
@@ -228,7 +228,6 @@ export class VhostUserBackendState {
         v.setKick(fd!);
         // Without protocol features a ring starts enabled as soon as it is started ("Ring states").
         if (!this.#protocolFeaturesNegotiated()) v.enabled = true;
-        this.#tryStart(v);
       } else if (msg.request === R.SET_VRING_CALL) {
         v.setCall(fd);
       } else {

@@ -4,8 +4,9 @@
  * signal before anyone waits is never lost).
  *
  * Concurrency contract: signal() may be called from any process or thread holding the fd (it is one
- * write(2)). onReadable/offReadable/close belong to the thread that created the EventFd object;
- * waitSync blocks its thread and is meant for workers.
+ * poll(2) and one write(2)). onReadable/offReadable/close belong to the thread that created the
+ * EventFd object; waitSync blocks its thread and is meant for workers. A peer holding the fd can
+ * clear O_NONBLOCK on the description we share; signal() and drain() never block regardless.
  */
 import { readlinkSync } from 'node:fs';
 import { ringwireError } from './errors.js';
@@ -37,9 +38,9 @@ export class EventFd {
   }
 
   /**
-   * Takes ownership of an eventfd received from a peer and makes it non-blocking (a flag the sender
-   * shares), so drain() can never park the event loop. Throws ERR_INVALID_ARG when the fd is not an
-   * eventfd; on any error the caller still owns the fd.
+   * Takes ownership of an eventfd received from a peer and makes it non-blocking. The sender shares
+   * that flag and may clear it again, so drain() and signal() do not depend on it (docs/native.md).
+   * Throws ERR_INVALID_ARG when the fd is not an eventfd; on any error the caller still owns the fd.
    */
   static fromFd(fd: number): EventFd {
     assertFd(fd);
@@ -59,13 +60,19 @@ export class EventFd {
     return this.#fd;
   }
 
-  /** Adds `n` (default 1) to the counter, waking any waiter. */
+  /**
+   * Adds `n` (default 1) to the counter, waking any waiter. Never blocks, even if a peer cleared
+   * O_NONBLOCK: a counter with no room for `n` is ERR_NATIVE (EAGAIN) (docs/native.md).
+   */
   signal(n = 1): void {
     if (!Number.isSafeInteger(n) || n < 1) throw ringwireError('ERR_OUT_OF_RANGE', `signal count must be an integer 1..2^53-1, got ${n}`);
     check('write(eventfd)', native().eventfdWrite(this.#liveFd(), n));
   }
 
-  /** Reads and resets the counter (or takes 1 in semaphore mode); 0 when nothing is pending. */
+  /**
+   * Reads and resets the counter (or takes 1 in semaphore mode); 0 when nothing is pending. Never
+   * blocks, even if a peer cleared O_NONBLOCK.
+   */
   drain(): number {
     const r = native().eventfdRead(this.#liveFd());
     if (r === -EAGAIN) return 0;

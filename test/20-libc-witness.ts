@@ -12,10 +12,12 @@ const libc = define({
   fcntl: { library: LIB, retType: DataType.I32, paramsType: [DataType.I32, DataType.I32, DataType.I32], errno: true },
   lseek: { library: LIB, retType: DataType.I64, paramsType: [DataType.I32, DataType.I64, DataType.I32], errno: true },
   getpid: { library: LIB, retType: DataType.I32, paramsType: [] },
+  write: { library: LIB, retType: DataType.I64, paramsType: [DataType.I32, DataType.U8Array, DataType.I64], errno: true },
 });
 
 const F_GETFD = 1;
 const F_GETFL = 3;
+const F_SETFL = 4;
 const F_GET_SEALS = 1034;
 const FD_CLOEXEC = 1;
 const O_NONBLOCK = 0o4000;
@@ -48,6 +50,27 @@ export function witnessNonblocking(fd: number): boolean {
   if (r < 0) throw new Error(`fcntl(${fd}, F_GETFL) failed: ${-r}`);
   return (r & O_NONBLOCK) !== 0;
 }
+
+/**
+ * Clears O_NONBLOCK on fd's open file description, as a peer that was sent the fd can at any time
+ * (the flag is shared by every process holding that description).
+ */
+export function witnessClearNonblocking(fd: number): void {
+  const flags = result(libc.fcntl([fd, F_GETFL, 0]));
+  if (flags < 0) throw new Error(`fcntl(${fd}, F_GETFL) failed: ${-flags}`);
+  const r = result(libc.fcntl([fd, F_SETFL, flags & ~O_NONBLOCK]));
+  if (r < 0) throw new Error(`fcntl(${fd}, F_SETFL) failed: ${-r}`);
+}
+
+/** write(2)s one little-endian u64 (an eventfd increment of any size up to 2^64-2); bytes written or -errno. */
+export function witnessWriteU64(fd: number, value: bigint): number {
+  const buf = Buffer.alloc(8);
+  buf.writeBigUInt64LE(value);
+  return result(libc.write([fd, buf, 8]));
+}
+
+/** The largest value an eventfd counter holds; a write that would pass it blocks or fails with EAGAIN. */
+export const EVENTFD_MAX = 0xfffffffffffffffen;
 
 /** The file size as lseek(SEEK_END) sees it (moves the file offset, which mappings do not use). */
 export function witnessSize(fd: number): number {

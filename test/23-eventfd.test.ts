@@ -2,18 +2,39 @@
 // inside the callback), blocking waits with timeouts, ownership of received fds, and close.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { isRingwireError } from '../lib/errors.js';
 import { addonAvailable, native } from '../lib/native.js';
 import { EventFd } from '../lib/eventfd.js';
 import { EventFdDoorbell } from '../lib/doorbell-eventfd.js';
 import { Region } from '../lib/region.js';
-import { Children, requireOrSkip, withTimeout } from './helpers.js';
+import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
 import { witnessCloexec, witnessIsOpen, witnessNonblocking } from './20-libc-witness.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());
 const eventfdModule = new URL('../lib/eventfd.js', import.meta.url).href;
+const doorbellModule = new URL('../lib/doorbell-eventfd.js', import.meta.url).href;
+const witnessModule = new URL('./20-libc-witness.js', import.meta.url).href;
+
+/** Runs an ES module script in a child and returns the JSON it prints; a child that hangs fails the test. */
+async function runChild(what: string, script: string, env: NodeJS.ProcessEnv = process.env): Promise<Record<string, unknown>> {
+  const children = new Children();
+  try {
+    const child = children.add(spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'], env }));
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d) => { out += d; });
+    child.stderr!.on('data', (d) => { err += d; });
+    const code = await withTimeout(what, 10_000, () => new Promise((resolve) => child.on('exit', resolve)));
+    assert.is(code, 0, `${what}: child exit code; stderr: ${err}`);
+    return { ...JSON.parse(out) as Record<string, unknown>, stderr: err };
+  } finally {
+    await children.killAll();
+  }
+}
 
 if (available) {
   test('create: non-blocking, close-on-exec; signal adds, drain reads and resets', () => {
@@ -194,6 +215,80 @@ if (available) {
       await bell.wait(0).then(() => assert.unreachable('wait on a closed bell'), (err) => assert.ok(isRingwireError(err, 'ERR_RING_CLOSED')));
     } finally {
       bell.close();
+    }
+  });
+
+  test('a peer that clears O_NONBLOCK on the shared description cannot make drain, signal or waitSync block', async () => {
+    // In a child, because the bug being guarded against parks the whole thread in read(2)/write(2).
+    const r = await runChild('eventfd calls with O_NONBLOCK cleared', `
+      const { EventFd } = await import(${JSON.stringify(eventfdModule)});
+      const { EventFdDoorbell } = await import(${JSON.stringify(doorbellModule)});
+      const w = await import(${JSON.stringify(witnessModule)});
+      const e = EventFd.create();
+      const bell = new EventFdDoorbell(e);
+      w.witnessClearNonblocking(e.fd);
+      const out = { nonblocking: w.witnessNonblocking(e.fd), emptyDrain: e.drain() };
+      e.signal(3);
+      out.drain = e.drain();
+      let t0 = performance.now();
+      out.bellWaitSync = bell.waitSync(30);
+      out.bellWaitSyncMs = performance.now() - t0;
+      out.saturate = w.witnessWriteU64(e.fd, w.EVENTFD_MAX);
+      try { e.signal(1); out.fullSignal = 'returned'; } catch (err) { out.fullSignal = err.code + ' ' + err.errno; }
+      out.fullDrain = e.drain() > 0;
+      out.afterFull = e.drain();
+      console.log(JSON.stringify(out));
+    `);
+    assert.is(r.nonblocking, false, 'the peer did clear O_NONBLOCK');
+    assert.is(r.emptyDrain, 0, 'drain at 0 returns 0 instead of blocking');
+    assert.is(r.drain, 3);
+    assert.is(r.bellWaitSync, false);
+    assert.ok((r.bellWaitSyncMs as number) < 5000, 'waitSync returned around its timeout');
+    assert.is(r.saturate, 8);
+    assert.is(r.fullSignal, 'ERR_NATIVE 11', 'signal at the maximum count is EAGAIN instead of blocking');
+    assert.is(r.fullDrain, true);
+    assert.is(r.afterFull, 0);
+  });
+
+  test('kernels without RWF_NOWAIT on eventfd: drain falls back to poll-then-read and still never blocks', async () => {
+    const cc = spawnSync('cc', ['--version']);
+    if (!requireOrSkip('a C compiler (cc) to build the preadv2 shim', cc.status === 0)) return;
+    const { dir, cleanup } = makeTempDir();
+    try {
+      // preadv2 as an old kernel answers RWF_NOWAIT on an eventfd; loaded ahead of libc in a child.
+      writeFileSync(join(dir, 'shim.c'), `
+        #define _GNU_SOURCE
+        #include <errno.h>
+        #include <sys/uio.h>
+        #include <unistd.h>
+        static ssize_t refuse(void) {
+          static int told;
+          if (!told++) write(2, "preadv2 refused\\n", 16);
+          errno = EOPNOTSUPP;
+          return -1;
+        }
+        /* Builds with _FILE_OFFSET_BITS=64 (node-gyp's) call the 64 name. */
+        ssize_t preadv2(int fd, const struct iovec *iov, int n, off_t off, int flags) { (void)fd; (void)iov; (void)n; (void)off; (void)flags; return refuse(); }
+        ssize_t preadv64v2(int fd, const struct iovec *iov, int n, off_t off, int flags) { (void)fd; (void)iov; (void)n; (void)off; (void)flags; return refuse(); }
+      `);
+      const built = spawnSync('cc', ['-shared', '-fPIC', '-o', join(dir, 'shim.so'), join(dir, 'shim.c')], { stdio: 'inherit' });
+      assert.is(built.status, 0, 'shim builds');
+      const r = await runChild('eventfd drain through the fallback', `
+        const { EventFd } = await import(${JSON.stringify(eventfdModule)});
+        const w = await import(${JSON.stringify(witnessModule)});
+        const e = EventFd.create();
+        w.witnessClearNonblocking(e.fd);
+        const out = { nonblocking: w.witnessNonblocking(e.fd), emptyDrain: e.drain() };
+        e.signal(5);
+        out.drain = e.drain();
+        out.again = e.drain();
+        console.log(JSON.stringify(out));
+      `, { ...process.env, LD_PRELOAD: join(dir, 'shim.so') });
+      assert.match(r.stderr as string, /preadv2 refused/, 'the shim was in the path');
+      assert.is(r.nonblocking, false);
+      assert.equal([r.emptyDrain, r.drain, r.again], [0, 5, 0]);
+    } finally {
+      cleanup();
     }
   });
 }

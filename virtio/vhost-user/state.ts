@@ -55,11 +55,9 @@ export class VhostUserBackendState {
   #owner = false;
   #features = 0n;
   #protocolFeatures = 0n;
-  readonly #log: (message: string) => void;
 
   constructor(device: VhostUserDevice, log: (message: string) => void) {
     this.device = device;
-    this.#log = log;
     if (!Number.isInteger(device.numQueues) || device.numQueues < 1 || device.numQueues > 256) {
       throw ringwireError('ERR_OUT_OF_RANGE', `numQueues must be 1..256 (the vring index is 8 bits), got ${device.numQueues}`);
     }

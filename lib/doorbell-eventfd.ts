@@ -19,6 +19,7 @@ interface Waiter {
 export class EventFdDoorbell implements Doorbell {
   readonly eventfd: EventFd;
   #waiters = new Set<Waiter>();
+  #broken = false;
 
   /** Takes ownership of `eventfd`: close() closes it. */
   constructor(eventfd: EventFd) {
@@ -39,8 +40,26 @@ export class EventFdDoorbell implements Doorbell {
     return this.eventfd.fd;
   }
 
+  /**
+   * False once closed, or once a ring() found the fd unusable (closed behind our back): such a bell
+   * never rings again, and a DoorbellGroup drops it.
+   */
+  get live(): boolean {
+    return !this.#broken && this.eventfd.fd >= 0;
+  }
+
+  /**
+   * Never throws: it runs after a ring has already published, where a throw would make callers
+   * retry what was sent. A full counter (a peer saturated it) counts as rung, since the waiter sees
+   * a non-zero count; a closed bell is a no-op; any other failure marks the bell dead (see live).
+   */
   ring(): void {
-    this.eventfd.signal(1);
+    if (!this.live) return;
+    try {
+      this.eventfd.signal(1);
+    } catch {
+      this.#broken = true;
+    }
   }
 
   wait(timeoutMs: number): Promise<boolean> {

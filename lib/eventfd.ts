@@ -13,6 +13,9 @@ import { ringwireError } from './errors.js';
 import { assertFd, check, native, POLLIN, type NativePoller } from './native.js';
 
 const EAGAIN = 11;
+const EBADF = 9;
+/** poll(2) reports an fd that is not open. */
+const POLLNVAL = 0x20;
 
 /** Converts a timeout in ms (Infinity waits forever) to the addon's int32 ms (-1 = forever). */
 export function pollTimeout(timeoutMs: number): number {
@@ -48,7 +51,7 @@ export class EventFd {
     try {
       target = readlinkSync(`/proc/self/fd/${fd}`);
     } catch (err) {
-      throw ringwireError('ERR_NATIVE', `fd ${fd} is not open`, { cause: err, errno: 9, syscall: 'readlink' });
+      throw ringwireError('ERR_NATIVE', `fd ${fd} is not open`, { cause: err, errno: EBADF, syscall: 'readlink' });
     }
     if (target !== 'anon_inode:[eventfd]') throw ringwireError('ERR_INVALID_ARG', `fd ${fd} is not an eventfd (${target})`);
     check('fcntl(F_SETFL)', native().setNonblocking(fd), `fd ${fd}`);
@@ -61,12 +64,16 @@ export class EventFd {
   }
 
   /**
-   * Adds `n` (default 1) to the counter, waking any waiter. Never blocks, even if a peer cleared
-   * O_NONBLOCK: a counter with no room for `n` is ERR_NATIVE (EAGAIN) (docs/native.md).
+   * Adds `n` (default 1) to the counter, waking any waiter. False when the counter has no room for
+   * `n` (a peer holding the fd may have filled it): it is then far above zero, so the fd is readable
+   * and no waiter can miss it. Never blocks, even if a peer cleared O_NONBLOCK (docs/native.md).
    */
-  signal(n = 1): void {
+  signal(n = 1): boolean {
     if (!Number.isSafeInteger(n) || n < 1) throw ringwireError('ERR_OUT_OF_RANGE', `signal count must be an integer 1..2^53-1, got ${n}`);
-    check('write(eventfd)', native().eventfdWrite(this.#liveFd(), n));
+    const r = native().eventfdWrite(this.#liveFd(), n);
+    if (r === -EAGAIN) return false;
+    this.#checkFd('write(eventfd)', r);
+    return true;
   }
 
   /**
@@ -76,7 +83,7 @@ export class EventFd {
   drain(): number {
     const r = native().eventfdRead(this.#liveFd());
     if (r === -EAGAIN) return 0;
-    return check('read(eventfd)', r);
+    return this.#checkFd('read(eventfd)', r);
   }
 
   /**
@@ -104,7 +111,9 @@ export class EventFd {
   /** Blocks this thread until the fd is readable or `timeoutMs` passes; true if readable. Does not drain. */
   waitSync(timeoutMs: number): boolean {
     const timeout = pollTimeout(timeoutMs);
-    return check('poll', native().pollWait(this.#liveFd(), POLLIN, timeout)) !== 0;
+    const revents = check('poll', native().pollWait(this.#liveFd(), POLLIN, timeout));
+    if (revents & POLLNVAL) this.#checkFd('poll', -EBADF);
+    return revents !== 0;
   }
 
   /** Stops the poll handle and closes the fd. Idempotent. */
@@ -115,6 +124,19 @@ export class EventFd {
     const fd = this.#fd;
     this.#fd = -1;
     check('close', native().close(fd));
+  }
+
+  /**
+   * check() for a call on our fd. EBADF means the number was closed behind our back: forget it, so
+   * that close() cannot later close whatever file reuses the number.
+   */
+  #checkFd(syscall: string, r: number): number {
+    if (r === -EBADF) {
+      this.#poller?.close();
+      this.#poller = undefined;
+      this.#fd = -1;
+    }
+    return check(syscall, r);
   }
 
   #liveFd(): number {

@@ -248,8 +248,20 @@ export class DoorbellGroup implements Doorbell {
     return this.#members.size;
   }
 
+  /**
+   * Rings every member on its own: one that throws (it broke the Doorbell contract) or whose fd is
+   * dead is dropped and closed, and never keeps the others from being rung.
+   */
   ring(): void {
-    for (const bell of this.#members) bell.ring();
+    for (const bell of this.#members) {
+      let dead = false;
+      try {
+        bell.ring();
+      } catch {
+        dead = true;
+      }
+      if (dead || (bell instanceof EventFdDoorbell && !bell.live)) this.#drop(bell);
+    }
   }
 
   wait(): Promise<boolean> {
@@ -259,6 +271,16 @@ export class DoorbellGroup implements Doorbell {
   close(): void {
     for (const bell of this.#members) bell.close();
     this.#members.clear();
+  }
+
+  /** Removes a dead member; its close() may fail too, and that must not reach ring()'s caller. */
+  #drop(bell: Doorbell): void {
+    this.#members.delete(bell);
+    try {
+      bell.close();
+    } catch {
+      // Its fd is already unusable: nothing more to release.
+    }
   }
 }
 

@@ -234,7 +234,8 @@ if (available) {
       out.bellWaitSync = bell.waitSync(30);
       out.bellWaitSyncMs = performance.now() - t0;
       out.saturate = w.witnessWriteU64(e.fd, w.EVENTFD_MAX);
-      try { e.signal(1); out.fullSignal = 'returned'; } catch (err) { out.fullSignal = err.code + ' ' + err.errno; }
+      try { out.fullSignal = e.signal(1); } catch (err) { out.fullSignal = err.code + ' ' + err.errno; }
+      try { bell.ring(); out.fullRing = 'no throw'; } catch (err) { out.fullRing = err.code + ' ' + err.errno; }
       out.fullDrain = e.drain() > 0;
       out.afterFull = e.drain();
       console.log(JSON.stringify(out));
@@ -245,9 +246,35 @@ if (available) {
     assert.is(r.bellWaitSync, false);
     assert.ok((r.bellWaitSyncMs as number) < 5000, 'waitSync returned around its timeout');
     assert.is(r.saturate, 8);
-    assert.is(r.fullSignal, 'ERR_NATIVE 11', 'signal at the maximum count is EAGAIN instead of blocking');
+    assert.is(r.fullSignal, false, 'signal at the maximum count reports it, instead of blocking');
+    assert.is(r.fullRing, 'no throw', 'a full counter counts as rung');
     assert.is(r.fullDrain, true);
     assert.is(r.afterFull, 0);
+  });
+
+  test('EventFdDoorbell.ring never throws: a closed bell is a no-op; a bell whose fd was closed behind it goes dead', () => {
+    const closed = EventFdDoorbell.create();
+    closed.close();
+    closed.ring();
+    assert.is(closed.live, false);
+
+    const bell = EventFdDoorbell.create();
+    const fd = bell.fd;
+    assert.is(bell.live, true);
+    native().close(fd);
+    bell.ring();
+    assert.is(bell.live, false, 'EBADF marks it dead');
+    assert.is(bell.fd, -1, 'and the number is forgotten, so close() cannot close a file that reuses it');
+    const reuse = EventFd.create();
+    try {
+      bell.ring();
+      bell.close();
+      assert.ok(witnessIsOpen(reuse.fd), 'a file that took the old number is untouched');
+      reuse.signal(2);
+      assert.is(reuse.drain(), 2);
+    } finally {
+      reuse.close();
+    }
   });
 
   test('kernels without RWF_NOWAIT on eventfd: drain falls back to poll-then-read and still never blocks', async () => {

@@ -7,12 +7,13 @@ import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRingwireError, type ErrorCode } from '../lib/errors.js';
-import { CW, RingKind } from '../lib/layout.js';
-import { addonAvailable } from '../lib/native.js';
+import { CW, PW, RingKind } from '../lib/layout.js';
+import { addonAvailable, native } from '../lib/native.js';
 import {
-  attachMpscConsumer, attachSpscConsumer, attachSpscProducer, createMpscConsumerHalf, createSpscConsumerHalf,
-  createSpscProducerHalf, FdInbox, type RingHalf,
+  attachMpscConsumer, attachMpscProducer, attachSpscConsumer, attachSpscProducer, createMpscConsumerHalf,
+  createMpscProducerHalf, createSpscConsumerHalf, createSpscProducerHalf, DoorbellGroup, FdInbox, type RingHalf,
 } from '../lib/process-ring.js';
+import { EventFdDoorbell } from '../lib/doorbell-eventfd.js';
 import { Region } from '../lib/region.js';
 import { createBlockRegion } from '../lib/shm-ring.js';
 import { EventFd } from '../lib/eventfd.js';
@@ -20,6 +21,7 @@ import { FdServer, FdSocket } from '../lib/unix-socket.js';
 import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
 import { CHILD_WAIT_MS, joinProducer, report, startChild } from './workers/process-parent.js';
 import { messageLength, SequenceChecker, writeMessage } from './workers/ring-worker.js';
+import { EVENTFD_MAX, witnessWriteU64 } from './20-libc-witness.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());
 const EPERM = 1;
@@ -177,6 +179,84 @@ test('bad fds from a peer: wrong count, unsealed memory, a non-eventfd bell, the
     for (const h of halves) h.close();
     for (const l of local) l.close();
     cleanup();
+  }
+});
+
+test('a consumer that saturates its own data bell: send() still returns true and the record arrives once', () => {
+  if (!available) return;
+  const dup = (fd: number): number => native().dup(fd);
+  const ch = createSpscConsumerHalf(1024);
+  const ph = createSpscProducerHalf(1024);
+  const cons = attachSpscConsumer(ch, ph.fds.map(dup));
+  const prod = attachSpscProducer(ph, ch.fds.map(dup));
+  try {
+    // What the hostile consumer does with its own bell and its own waiting flag.
+    assert.is(witnessWriteU64(ch.dataBell.fd, EVENTFD_MAX), 8);
+    Atomics.store(new Int32Array(ch.block.buffer), CW.consumerWaiting, 1);
+    assert.ok(prod.ring.send(new Uint8Array([1, 2, 3])), 'published, and the full counter counts as rung');
+    assert.ok(prod.ring.send(new Uint8Array([4])));
+    assert.equal(Array.from(cons.ring.receive() ?? []), [1, 2, 3]);
+    assert.equal(Array.from(cons.ring.receive() ?? []), [4]);
+    assert.is(cons.ring.receive(), null, 'nothing was sent twice');
+    assert.ok(ch.dataBell.eventfd.drain() > 0, 'the waiter still sees a rung bell');
+  } finally {
+    prod.close();
+    cons.close();
+    ph.close();
+    ch.close();
+  }
+});
+
+test('MPSC: a producer that saturates its space bell, or whose bell fd died, does not stop release() ringing the others', () => {
+  if (!available) return;
+  const dup = (fd: number): number => native().dup(fd);
+  const ch = createMpscConsumerHalf(1024);
+  const cons = attachMpscConsumer(ch);
+  const evil = createMpscProducerHalf();
+  const gone = createMpscProducerHalf();
+  const honest = createMpscProducerHalf();
+  const prod = attachMpscProducer(honest, ch.fds.map(dup));
+  try {
+    cons.addProducer(dup(evil.spaceBell.fd));
+    const goneFd = dup(gone.spaceBell.fd);
+    cons.addProducer(goneFd);
+    cons.addProducer(dup(honest.spaceBell.fd));
+    assert.is(witnessWriteU64(evil.spaceBell.fd, EVENTFD_MAX), 8);
+    native().close(goneFd); // behind the group's back: its next write is EBADF
+    assert.ok(prod.ring.send(new Uint8Array([7])));
+    Atomics.add(new Int32Array(ch.producerBlock.buffer), PW.producerWaiting, 1);
+    let got = 0;
+    assert.is(cons.ring.drain(() => { got++; }), 1, 'drain (and its release) did not throw');
+    assert.is(got, 1);
+    assert.ok(honest.spaceBell.eventfd.drain() >= 1, 'the honest producer after the bad ones was rung');
+    assert.ok(evil.spaceBell.eventfd.drain() > 0);
+  } finally {
+    prod.close();
+    cons.close();
+    for (const h of [evil, gone, honest, ch]) h.close();
+  }
+});
+
+test('DoorbellGroup rings every member independently and drops the dead ones', () => {
+  if (!available) return;
+  const group = new DoorbellGroup();
+  const live = EventFdDoorbell.create();
+  const dead = EventFdDoorbell.create();
+  const throwing = { ring(): void { throw new Error('broken member'); }, wait: () => Promise.resolve(false), close(): void {} };
+  try {
+    group.add(throwing);
+    const deadFd = dead.fd;
+    group.add(dead);
+    group.add(live);
+    native().close(deadFd);
+    group.ring();
+    assert.is(live.eventfd.drain(), 1, 'the member after the failing ones was rung');
+    assert.is(group.size, 1, 'the throwing member and the one with a dead fd were dropped');
+    assert.is(dead.live, false);
+    group.ring();
+    assert.is(live.eventfd.drain(), 1);
+  } finally {
+    group.close();
   }
 });
 

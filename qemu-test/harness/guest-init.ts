@@ -4,7 +4,8 @@
  *
  * Sequence: load the virtio PCI + 9p modules, mount the job share, load the module groups vm.conf
  * asks for, configure eth0 if asked, mount the host root read-only over 9p, give it fresh proc, sys,
- * dev, /tmp and /dev/shm, bind the job share at its own host path (so paths agree on both sides),
+ * dev, /tmp and /dev/shm (the repository stays visible when it lives under the host's /tmp), bind
+ * the job share at its own host path (so paths agree on both sides),
  * chroot and run script.sh with the host's /bin/sh, store the exit status, power off.
  *
  * Every step prints `ringwire-guest: <step> @<uptime>` on the console: the harness reads boot
@@ -41,9 +42,14 @@ if [ -n "$RW_NET_ADDR" ]; then
 fi
 R=/mnt/host
 mount -t 9p -o "$opts,ro,cache=loose" host $R || fail "mount the host share"
+mkdir -p /mnt/host-tmp && mount -o bind $R/tmp /mnt/host-tmp || fail "keep a view of the host's /tmp"
 mount -t proc proc $R/proc && mount -t sysfs sys $R/sys && mount -t devtmpfs dev $R/dev &&
   mkdir -p $R/dev/shm && mount -t tmpfs shm $R/dev/shm && mount -t tmpfs tmp $R/tmp ||
   fail "mount proc, sys, dev, /dev/shm and /tmp in the chroot"
+# The guest's fresh /tmp hides the host's; a repository checked out under /tmp (CI clones) must stay visible.
+case "$RW_REPO" in /tmp/*)
+  mkdir -p "$R$RW_REPO" && mount -o bind "/mnt/host-tmp\${RW_REPO#/tmp}" "$R$RW_REPO" || fail "bind the repository at $RW_REPO";;
+esac
 mkdir -p "$R$RW_JOB" 2>/dev/null
 mount -o bind /mnt/job "$R$RW_JOB" || fail "bind the job share at $RW_JOB"
 say job-start

@@ -112,6 +112,7 @@ export function prepareLaunch(o: VmStartOptions, image: GuestImage, accel: Accel
   ].join('\n'));
   writeFileSync(join(jobDir, 'vm.conf'), [
     `RW_JOB=${shq(jobDir)}`,
+    `RW_REPO=${shq(REPO_ROOT)}`,
     `RW_MODULES=${shq([...modules].join(' '))}`,
     `RW_NET_ADDR=${shq(net?.address ?? '')}`,
     `RW_NET_GW=${shq(net?.gateway ?? '')}`,

@@ -15,7 +15,9 @@ import { RngDevice } from '../virtio/devices/rng.js';
 import { TRANSPORT_FEATURES } from '../virtio/vhost-user/device.js';
 import { FrontendGuest, type GuestQueue } from '../virtio/vhost-user/frontend-guest.js';
 import { VhostUserFrontend } from '../virtio/vhost-user/frontend.js';
-import { MemoryTablePayload, VringFdPayload, VringStatePayload } from '../virtio/vhost-user/payloads.js';
+import { MemoryTablePayload, U64Payload, VringAddressPayload, VringFdPayload, VringStatePayload } from '../virtio/vhost-user/payloads.js';
+import { splitQueueLayout } from '../virtio/split-layout.js';
+import { SplitQueueDriver } from '../virtio/split-driver.js';
 import { VHOST_USER_F_PROTOCOL_FEATURES, VhostUserProtocolFeature as PF, VhostUserRequest as R } from '../virtio/vhost-user/protocol.js';
 import { VhostUserServer } from '../virtio/vhost-user/server.js';
 import { Children, makeTempDir, prng, testSeed, withTimeout } from './helpers.js';
@@ -275,6 +277,46 @@ t('QEMU 7.2 style: EVENT_IDX acked without being offered still gets kicks (avail
       assert.is(q.driver.popUsed()?.len, 4);
     }
   } finally {
+    r.close();
+    cleanup();
+  }
+});
+
+t('a ring starts whatever order it is programmed in: kick and enable first, memory table last', async () => {
+  const { dir, cleanup } = makeTempDir();
+  const { device, expect } = streamDevice(seed + 2);
+  const r = await rig(device, dir);
+  const kick = EventFd.create();
+  const call = EventFd.create();
+  try {
+    const g = r.guest;
+    await r.fe.getU64(R.GET_FEATURES);
+    await r.fe.request(R.SET_PROTOCOL_FEATURES, U64Payload.encode(1n << BigInt(PF.REPLY_ACK)));
+    await r.fe.requestAck(R.SET_OWNER);
+    await r.fe.requestAck(R.SET_FEATURES, U64Payload.encode(1n << BigInt(VHOST_USER_F_PROTOCOL_FEATURES)));
+    const layout = splitQueueLayout(16, g.alloc(Number(splitQueueLayout(16).end), 4096));
+    const driver = new SplitQueueDriver({ memory: g.memory, size: 16, addresses: layout });
+    await r.fe.requestAck(R.SET_VRING_KICK, VringFdPayload.encode(0), [kick.fd]);
+    await r.fe.requestAck(R.SET_VRING_CALL, VringFdPayload.encode(0), [call.fd]);
+    await r.fe.requestAck(R.SET_VRING_ENABLE, VringStatePayload.encode(0, 1));
+    await r.fe.requestAck(R.SET_VRING_NUM, VringStatePayload.encode(0, 16));
+    const uva = (a: bigint): bigint => a + g.uvaBase;
+    await r.fe.requestAck(R.SET_VRING_ADDR, VringAddressPayload.encode({ index: 0, desc: uva(layout.desc), avail: uva(layout.avail), used: uva(layout.used) }));
+    // A buffer is already waiting when the last piece arrives: starting must look for it without a kick.
+    const addr = g.alloc(24);
+    driver.add([], [{ addr, len: 24 }]);
+    driver.publish();
+    assert.ok(!r.server.connection?.state.vrings[0]!.running);
+    const wake = called({ index: 0, driver, kick, call }, 'served at start');
+    await r.fe.requestAck(R.SET_MEM_TABLE, MemoryTablePayload.encode([
+      { guestPhysAddr: 0n, memorySize: BigInt(g.region.size), userspaceAddr: g.uvaBase, mmapOffset: 0n },
+    ]), [g.region.fd]);
+    await wake;
+    assert.is(driver.popUsed()?.len, 24);
+    assert.equal(g.bytes(addr, 24), expect(24));
+  } finally {
+    kick.close();
+    call.close();
     r.close();
     cleanup();
   }

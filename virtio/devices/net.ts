@@ -88,12 +88,18 @@ export class NetPortDevice extends VhostUserDevice implements SwitchPort {
         this.stats.txDropped++;
         return 0;
       }
+      this.stats.txFrames++;
+      // A frame in one buffer is switched straight out of guest memory (deliver() copies before
+      // returning); only a scattered one is gathered first.
+      if (chain.readable.length === 1) {
+        this.#switch.forward(this, chain.readable[0]!.subarray(hdr));
+        return 0;
+      }
       let off = 0;
       for (const b of chain.readable) {
         this.#scratch.set(b, off);
         off += b.byteLength;
       }
-      this.stats.txFrames++;
       this.#switch.forward(this, this.#scratch.subarray(hdr, off));
       return 0;
     });

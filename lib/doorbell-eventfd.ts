@@ -65,7 +65,7 @@ export class EventFdDoorbell implements Doorbell {
   wait(timeoutMs: number): Promise<boolean> {
     const timeout = pollTimeout(timeoutMs);
     if (this.eventfd.fd < 0) return Promise.reject(ringwireError('ERR_RING_CLOSED', 'doorbell is closed'));
-    if (this.eventfd.drain() > 0) return Promise.resolve(true);
+    if (this.#drainForAll()) return Promise.resolve(true);
     return new Promise<boolean>((resolve) => {
       const waiter: Waiter = { resolve, timer: undefined };
       if (timeout >= 0) waiter.timer = setTimeout(() => this.#settle(waiter, false), timeout);
@@ -75,9 +75,9 @@ export class EventFdDoorbell implements Doorbell {
   }
 
   waitSync(timeoutMs: number): boolean {
-    if (this.eventfd.drain() > 0) return true;
+    if (this.#drainForAll()) return true;
     if (!this.eventfd.waitSync(timeoutMs)) return false;
-    this.eventfd.drain();
+    this.#drainForAll();
     return true;
   }
 
@@ -88,8 +88,18 @@ export class EventFdDoorbell implements Doorbell {
   }
 
   #onReadable(): void {
-    if (this.eventfd.drain() === 0) return;
+    this.#drainForAll();
+  }
+
+  /**
+   * Drains the counter; a non-zero count was one ring for every waiter on this object, so all the
+   * pending ones are settled as rung too (else whoever drained first would swallow their ring and
+   * leave them parked until their timeout). True when the bell had been rung.
+   */
+  #drainForAll(): boolean {
+    if (this.eventfd.drain() === 0) return false;
     for (const w of [...this.#waiters]) this.#settle(w, true);
+    return true;
   }
 
   #settle(waiter: Waiter, rung: boolean): void {

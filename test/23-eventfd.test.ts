@@ -277,6 +277,24 @@ if (available) {
     }
   });
 
+  test('EventFdDoorbell: a wait() that drains a ring also wakes the waits already pending on the same bell', async () => {
+    const bell = EventFdDoorbell.create();
+    try {
+      const first = bell.wait(10_000);
+      // Rung before the loop polls the fd: the second wait's own drain takes the count.
+      bell.ring();
+      const second = bell.wait(10_000);
+      assert.equal(await withTimeout('both waits settle', 5000, () => Promise.all([first, second])), [true, true]);
+
+      const parked = bell.wait(10_000);
+      bell.ring();
+      assert.is(bell.waitSync(0), true);
+      assert.is(await withTimeout('waitSync also passes the ring on', 5000, () => parked), true);
+    } finally {
+      bell.close();
+    }
+  });
+
   test('kernels without RWF_NOWAIT on eventfd: drain falls back to poll-then-read and still never blocks', async () => {
     const cc = spawnSync('cc', ['--version']);
     if (!requireOrSkip('a C compiler (cc) to build the preadv2 shim', cc.status === 0)) return;

@@ -4,6 +4,7 @@
  */
 import { registerTransport } from '../transport.js';
 import { messageChannel } from './message-channel.js';
+import { ringwireChannel, ringwireChannelDoorbell, http2Ringwire, http2Uds } from './ringwire-channel.js';
 import { ringwireProcess } from './ringwire-process.js';
 import { ringwireProcessDoorbell } from './ringwire-process-doorbell.js';
 import { ringwireThread } from './ringwire-thread.js';
@@ -18,3 +19,7 @@ registerTransport(messageChannel);
 registerTransport(ringwireThread);
 registerTransport(ringwireProcess);
 registerTransport(ringwireProcessDoorbell);
+registerTransport(ringwireChannel);
+registerTransport(ringwireChannelDoorbell);
+registerTransport(http2Uds);
+registerTransport(http2Ringwire);

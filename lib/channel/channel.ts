@@ -122,7 +122,7 @@ export class Channel extends EventEmitter {
     this.#spin = opts.spin ?? (this.#busy ? DEFAULT_BUSY_SPIN : 256);
     this.#allowHalfOpen = opts.allowHalfOpen ?? false;
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
-    this.#requests = new Requests(opts.requestTimeoutMs ?? 30_000);
+    this.#requests = new Requests(opts.requestTimeoutMs ?? 30_000, () => this.#endQueued && this.#maybeFinish());
     this.#closedPromise = new Promise((resolve) => { this.#resolveClosed = resolve; });
     link.onGone((why) => this.#onGone(why.code, why.reason));
     this.addListener('newListener', (event: string | symbol) => {
@@ -318,7 +318,7 @@ export class Channel extends EventEmitter {
     } else if (this.#busy) {
       this.#pollForResponse(id);
     }
-    return promise.finally(() => this.#maybeFinish());
+    return promise;
   }
 
   /** Busy mode: a request's answer usually arrives within microseconds, so look for it before yielding. */

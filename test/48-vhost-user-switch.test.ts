@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { connect } from '../lib/channel/index.js';
 import { FdSocket } from '../lib/unix-socket.js';
 import { L2Switch, type SwitchPort } from '../virtio/devices/l2-switch.js';
 import { VhostUserSwitch } from '../virtio/devices/switch.js';
@@ -189,7 +190,7 @@ t('two guests and a host port exchange frames through the switch; a guest that l
   } finally {
     a?.close();
     b?.close();
-    sw.close();
+    await sw.close();
     cleanup();
   }
 });
@@ -211,7 +212,40 @@ t('a guest without receive buffers: frames wait in a bounded backlog, then are d
   } finally {
     fe.close();
     guest.close();
-    sw.close();
+    await sw.close();
+    cleanup();
+  }
+});
+
+t('a host process on a ringwire channel port exchanges frames with a guest; its frames are not lost to back-pressure', async () => {
+  const { dir, cleanup } = makeTempDir();
+  const sw = await VhostUserSwitch.listen({ ports: [join(dir, 'a.sock')], hostChannel: join(dir, 'host.ch'), log: () => {} });
+  let a: NetGuest | undefined;
+  const rand = prng(seed ^ 0x77);
+  try {
+    a = await NetGuest.connect(join(dir, 'a.sock'));
+    const ch = await connect(join(dir, 'host.ch'));
+    const got: Uint8Array[] = [];
+    ch.on('message', (f) => got.push(f.slice()));
+    // The guest announces itself; the host answers by unicast and sends a burst.
+    a.send(frame(BROADCAST, mac(1), Uint8Array.of(1)));
+    await withTimeout('the channel port hears the guest', 5000, async () => {
+      while (got.length < 1) await new Promise((r) => setTimeout(r, 5));
+    });
+    assert.equal(got[0], frame(BROADCAST, mac(1), Uint8Array.of(1)));
+    const payloads = Array.from({ length: 50 }, () => rand.bytes(rand.int(46, 1500)));
+    for (const p of payloads) await ch.send(frame(mac(1), mac(9), p));
+    await a.waitFor(50, 'the guest gets the host burst');
+    a.received.forEach((f, i) => assert.equal(f, frame(mac(1), mac(9), payloads[i]!), `frame ${i}`));
+    assert.is(sw.l2.lookup(mac(9))?.name, 'channel0');
+    await ch.close();
+    await withTimeout('the channel port leaves', 5000, async () => {
+      while (sw.l2.ports.length > 1) await new Promise((r) => setTimeout(r, 5));
+    });
+    assert.is(sw.l2.lookup(mac(9)), undefined);
+  } finally {
+    a?.close();
+    await sw.close();
     cleanup();
   }
 });

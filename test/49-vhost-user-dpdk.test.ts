@@ -155,7 +155,7 @@ test('dpdk-testpmd (virtio_user) forwards frames both ways through the switch; k
     assert.not.match(logs.join('\n'), /broken|dropping the front-end/, 'no protocol errors or broken queues');
   } finally {
     await children.killAll();
-    sw.close();
+    await sw.close();
     cleanup();
   }
 });

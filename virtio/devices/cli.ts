@@ -9,10 +9,12 @@ import { VhostUserServer } from '../vhost-user/server.js';
 import { RngDevice } from './rng.js';
 import { VhostUserSwitch } from './switch.js';
 
-export const SWITCH_USAGE = `usage: ringwire vhost-user-switch --port PATH [--port PATH ...] [--host-socket PATH] [--stats-ms N]
+export const SWITCH_USAGE = `usage: ringwire vhost-user-switch --port PATH [--port PATH ...] [--host-channel ADDR] [--host-socket PATH] [--stats-ms N]
   --port PATH         a vhost-user socket for one VM (QEMU: -chardev socket,id=c,path=PATH
                       -netdev vhost-user,id=n,chardev=c -device virtio-net-pci,netdev=n); the port
                       is named after the file, without .sock
+  --host-channel ADDR a ringwire channel address (path or @name); each connection is a host port,
+                      one Ethernet frame per message (ringwire connect(ADDR) from the host process)
   --host-socket PATH  a SOCK_SEQPACKET socket; each connection is a host port, one frame per message
   --stats-ms N        print port and switch counters as JSON on stdout every N ms`;
 
@@ -30,7 +32,7 @@ function untilSignal(): Promise<void> {
 export async function vhostUserSwitchCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { port: { type: 'string', multiple: true }, 'host-socket': { type: 'string' }, 'stats-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { port: { type: 'string', multiple: true }, 'host-socket': { type: 'string' }, 'host-channel': { type: 'string' }, 'stats-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   });
   if (values.help || !values.port?.length) {
     console.log(SWITCH_USAGE);
@@ -41,14 +43,18 @@ export async function vhostUserSwitchCommand(argv: string[]): Promise<number> {
     console.error(`--stats-ms must be a non-negative integer\n${SWITCH_USAGE}`);
     return 2;
   }
-  const sw = VhostUserSwitch.start({ ports: values.port, ...(values['host-socket'] ? { hostSocket: values['host-socket'] } : {}) });
+  const sw = await VhostUserSwitch.listen({
+    ports: values.port,
+    ...(values['host-socket'] ? { hostSocket: values['host-socket'] } : {}),
+    ...(values['host-channel'] ? { hostChannel: values['host-channel'] } : {}),
+  });
   const stats = (): string => JSON.stringify({ switch: sw.l2.stats, ports: Object.fromEntries(sw.ports.map((p) => [p.name, p.stats])) });
   const timer = statsMs > 0 ? setInterval(() => console.log(stats()), statsMs) : undefined;
-  console.log(JSON.stringify({ ready: true, ports: values.port, hostSocket: values['host-socket'] ?? null }));
+  console.log(JSON.stringify({ ready: true, ports: values.port, hostSocket: values['host-socket'] ?? null, hostChannel: values['host-channel'] ?? null }));
   await untilSignal();
   clearInterval(timer);
   console.log(stats());
-  sw.close();
+  await sw.close();
   return 0;
 }
 

@@ -1,11 +1,14 @@
 /**
- * Host ports of the switch: a host process joins the VMs' Ethernet segment by connecting to a
- * UNIX seqpacket socket. Each message is one Ethernet frame, both ways (no virtio header). Every
- * connection is its own switch port and leaves the switch when it closes.
+ * Host ports of the switch: a host process joins the VMs' Ethernet segment either over a ringwire
+ * channel (shared-memory rings with eventfd doorbells: `connect(address)` from ringwire) or over a
+ * plain UNIX seqpacket socket. Each message is one Ethernet frame, both ways (no virtio header).
+ * Every connection is its own switch port and leaves the switch when it closes.
  *
- * Sending to a slow host process never blocks the switch: past `maxQueuedBytes` of unsent frames
- * the port drops, like a switch port with a full egress queue.
+ * Sending to a slow host process never blocks the switch: when the channel's ring is full (or,
+ * on a socket, past `maxQueuedBytes` of unsent frames) the port drops, like a switch port with a
+ * full egress queue.
  */
+import { createServer, type Channel, type ChannelServer } from '../../lib/channel/index.js';
 import { ringwireError } from '../../lib/errors.js';
 import { FdServer, FdSocket } from '../../lib/unix-socket.js';
 import { closeQuietly } from '../vhost-user/memory-table.js';
@@ -60,5 +63,52 @@ export class HostPortServer {
   close(): void {
     this.#server.close();
     for (const p of this.#ports) p.socket.close();
+  }
+}
+
+class ChannelPort implements SwitchPort {
+  dropped = 0;
+  constructor(readonly name: string, readonly channel: Channel) {}
+  deliver(frame: Uint8Array): void {
+    // trySend copies into the ring now or not at all: a full ring is a dropped frame, never a wait.
+    if (frame.byteLength > this.channel.maxMessageSize || !this.channel.trySend(frame)) this.dropped++;
+  }
+}
+
+/** Host ports over ringwire channels: `ringwire.connect(address)` from the host process. */
+export class ChannelHostPortServer {
+  readonly #server: ChannelServer;
+  readonly #ports = new Set<ChannelPort>();
+  #count = 0;
+
+  private constructor(server: ChannelServer) {
+    this.#server = server;
+  }
+
+  static async listen(address: string, sw: L2Switch, options: { log?: (message: string) => void } = {}): Promise<ChannelHostPortServer> {
+    const log = options.log ?? (() => {});
+    const self = new ChannelHostPortServer(createServer());
+    self.#server.on('error', (err) => log(`host channel listener: ${err.message}`));
+    self.#server.on('connection', (channel) => {
+      const port = new ChannelPort(`channel${self.#count++}`, channel);
+      self.#ports.add(port);
+      sw.attach(port);
+      channel.on('message', (frame) => {
+        sw.forward(port, frame);
+        sw.commit();
+      });
+      channel.on('close', (err) => {
+        if (err) log(`port ${port.name}: ${err.message}`);
+        self.#ports.delete(port);
+        sw.detach(port);
+      });
+    });
+    await self.#server.listen(address);
+    return self;
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.#ports) p.channel.destroy();
+    await this.#server.close();
   }
 }

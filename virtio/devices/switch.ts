@@ -7,7 +7,7 @@
 import { basename } from 'node:path';
 import { ringwireError } from '../../lib/errors.js';
 import { VhostUserServer } from '../vhost-user/server.js';
-import { HostPortServer } from './host-port.js';
+import { ChannelHostPortServer, HostPortServer } from './host-port.js';
 import { L2Switch } from './l2-switch.js';
 import { NetPortDevice } from './net.js';
 
@@ -16,6 +16,8 @@ export interface VhostUserSwitchOptions {
   ports: readonly string[];
   /** Seqpacket socket for host ports (one Ethernet frame per message). */
   hostSocket?: string;
+  /** ringwire channel address (a path or @name) for host ports; use listen() to have it served. */
+  hostChannel?: string;
   log?: (message: string) => void;
 }
 
@@ -24,6 +26,7 @@ export class VhostUserSwitch {
   readonly ports: readonly NetPortDevice[];
   readonly servers: readonly VhostUserServer[];
   readonly #host: HostPortServer | undefined;
+  #channels: ChannelHostPortServer | undefined;
 
   private constructor(l2: L2Switch, ports: NetPortDevice[], servers: VhostUserServer[], host: HostPortServer | undefined) {
     this.l2 = l2;
@@ -32,6 +35,21 @@ export class VhostUserSwitch {
     this.#host = host;
   }
 
+  /** start(), plus the ringwire-channel host port when `hostChannel` is given (listening is asynchronous). */
+  static async listen(options: VhostUserSwitchOptions): Promise<VhostUserSwitch> {
+    const sw = VhostUserSwitch.start(options);
+    if (options.hostChannel) {
+      try {
+        sw.#channels = await ChannelHostPortServer.listen(options.hostChannel, sw.l2, options.log ? { log: options.log } : {});
+      } catch (err) {
+        await sw.close();
+        throw err;
+      }
+    }
+    return sw;
+  }
+
+  /** Starts the VM ports and the seqpacket host port; `hostChannel` needs listen(). */
   static start(options: VhostUserSwitchOptions): VhostUserSwitch {
     if (!Array.isArray(options.ports) || options.ports.length === 0) throw ringwireError('ERR_INVALID_ARG', 'the switch needs at least one port socket');
     const log = options.log ?? ((m: string) => console.error(`ringwire switch: ${m}`));
@@ -58,8 +76,9 @@ export class VhostUserSwitch {
     return new VhostUserSwitch(l2, ports, servers, host);
   }
 
-  close(): void {
+  async close(): Promise<void> {
     for (const s of this.servers) s.close();
     this.#host?.close();
+    await this.#channels?.close();
   }
 }

@@ -12,7 +12,7 @@
  *
  * SIGBUS: every mapping is bounds-checked against the file size before mmap. A memfd that is later
  * shrunk by someone else would still fault, which is why creators seal (shrink at least) and why
- * a receiver should check seals() before trusting a peer's fd.
+ * a receiver maps a peer's fd with fromFd's requireSeals, which checks before mapping.
  */
 import { ringwireError } from './errors.js';
 import { assertFd, check, native } from './native.js';
@@ -31,6 +31,12 @@ export interface MapOptions {
   offset?: number;
   /** Bytes to map; default: from offset to the end of the file (required for non-regular files). */
   size?: number;
+  /**
+   * Seals the fd must already carry (fromFd only). Checked before fstat and mmap: once a peer's
+   * memfd has F_SEAL_SHRINK it can no longer shrink below the size we then see, so the mapping can
+   * never fault. Checked after mapping, a peer could shrink and only then seal (SIGBUS).
+   */
+  requireSeals?: SealSet;
 }
 
 /** Linux F_SEAL_* bits (include/uapi/linux/fcntl.h). */
@@ -56,6 +62,23 @@ function assertMapOptions(opts: unknown): asserts opts is MapOptions {
     assertSize(o.size, 'options.size');
     if (o.size === 0) throw ringwireError('ERR_OUT_OF_RANGE', 'options.size must be at least 1');
   }
+  if (o.requireSeals !== undefined) sealBits(o.requireSeals, 'options.requireSeals');
+}
+
+/** The F_SEAL_* bits of a seal set, validating its shape. */
+function sealBits(s: unknown, what: string): number {
+  if (typeof s !== 'object' || s === null) throw ringwireError('ERR_INVALID_ARG', `${what} must be an object`);
+  let bits = 0;
+  for (const [key, bit] of Object.entries(SEAL_BITS)) {
+    const v = (s as Record<string, unknown>)[key];
+    if (v !== undefined && typeof v !== 'boolean') throw ringwireError('ERR_INVALID_ARG', `${what}.${key} must be a boolean`);
+    if (v) bits |= bit;
+  }
+  return bits;
+}
+
+function sealNames(bits: number): string {
+  return Object.entries(SEAL_BITS).filter(([, bit]) => (bits & bit) !== 0).map(([name]) => name).join(', ');
 }
 
 /** Maps [offset, offset + size) of `fd`, checking bounds against the file first so a short file is a typed error, not SIGBUS. */
@@ -123,6 +146,11 @@ export class Region {
   static fromFd(fd: number, opts: MapOptions): Region {
     assertFd(fd);
     assertMapOptions(opts);
+    if (opts.requireSeals) {
+      const wanted = sealBits(opts.requireSeals, 'options.requireSeals');
+      const missing = wanted & ~check('fcntl(F_GET_SEALS)', native().getSeals(fd), `fd ${fd}`);
+      if (missing) throw ringwireError('ERR_INVALID_ARG', `fd ${fd} is missing required seals: ${sealNames(missing)}`);
+    }
     const { buffer, size } = mapChecked(fd, opts, `fd ${fd}`);
     return new Region(fd, size, opts.writable, buffer);
   }
@@ -150,13 +178,7 @@ export class Region {
 
   /** Adds seals. Sealing `write` fails with EBUSY while any writable mapping exists; use futureWrite. */
   seal(s: SealSet): void {
-    if (typeof s !== 'object' || s === null) throw ringwireError('ERR_INVALID_ARG', 'seal set must be an object');
-    let bits = 0;
-    for (const [key, bit] of Object.entries(SEAL_BITS)) {
-      const v = (s as Record<string, unknown>)[key];
-      if (v !== undefined && typeof v !== 'boolean') throw ringwireError('ERR_INVALID_ARG', `seal.${key} must be a boolean`);
-      if (v) bits |= bit;
-    }
+    const bits = sealBits(s, 'seal');
     check('fcntl(F_ADD_SEALS)', native().addSeals(this.#liveFd(), bits));
   }
 

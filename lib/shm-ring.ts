@@ -10,9 +10,10 @@
  *
  * Doorbells are eventfds: the side that sleeps creates its bell and passes it to the side that rings.
  */
-import { ringwireError } from './errors.js';
+import { isRingwireError, ringwireError } from './errors.js';
 import { CONSUMER_BLOCK_SIZE, RingKind, producerBlockSize } from './layout.js';
 import { initConsumerBlock, initProducerBlock } from './ring-memory.js';
+import { native } from './native.js';
 import { Region } from './region.js';
 
 export type BlockSide = 'producer' | 'consumer';
@@ -37,22 +38,25 @@ export function createBlockRegion(kind: RingKind, capacity: number, side: BlockS
 }
 
 /**
- * Maps a block fd received from a peer. Refuses a memfd the peer could still shrink (a later
- * truncate would SIGBUS us), and, for read-only maps, one the peer could still map writable
- * elsewhere is fine: we never write it. On success the Region owns the fd.
+ * Maps a block fd received from a peer, refusing a memfd the peer could still shrink (a later
+ * truncate would SIGBUS us). The seals are checked before the fd is inspected or mapped, so a peer
+ * cannot shrink it after our mmap and seal it afterwards. Read-only maps of a memfd the peer could
+ * still map writable elsewhere are fine: we never write it.
+ *
+ * Ownership: on success the Region owns the fd. On any failure the fd is already closed and the
+ * error is ERR_HANDSHAKE (the cause attached); process-ring's attach functions rely on that.
  */
 export function mapPeerBlock(fd: number, writable: boolean, what: string): Region {
-  const region = Region.fromFd(fd, { writable });
-  let seals;
   try {
-    seals = region.seals();
+    return Region.fromFd(fd, { writable, requireSeals: { shrink: true, seal: true } });
   } catch (err) {
-    region.closeFd();
-    throw ringwireError('ERR_HANDSHAKE', `${what}: the peer's fd cannot be sealed (not a memfd?)`, { cause: err });
+    native().close(fd);
+    if (isRingwireError(err, 'ERR_INVALID_ARG')) {
+      throw ringwireError('ERR_HANDSHAKE', `${what}: the peer's region is not sealed against shrinking, so it could pull the memory out from under us`, { cause: err });
+    }
+    if (isRingwireError(err, 'ERR_NATIVE') && err.syscall === 'fcntl(F_GET_SEALS)') {
+      throw ringwireError('ERR_HANDSHAKE', `${what}: the peer's fd cannot be sealed (not a memfd?)`, { cause: err });
+    }
+    throw ringwireError('ERR_HANDSHAKE', `${what}: the peer's fd cannot be mapped: ${(err as Error).message}`, { cause: err });
   }
-  if (!seals.shrink || !seals.seal) {
-    region.closeFd();
-    throw ringwireError('ERR_HANDSHAKE', `${what}: the peer's region is not sealed against shrinking, so it could pull the memory out from under us`);
-  }
-  return region;
 }

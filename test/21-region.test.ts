@@ -235,6 +235,46 @@ if (available) {
     }
     assert.not.ok(mapped(), 'unmapped after the buffer was collected');
   });
+
+  test('fromFd requireSeals: the seals are read before fstat and mmap, and a missing one refuses the fd', () => {
+    const sealed = Region.create('sealed', 8192);
+    const unsealed = Region.create('unsealed', 8192);
+    const addon = native() as unknown as Record<string, unknown>;
+    const calls: string[] = [];
+    const originals = new Map<string, unknown>();
+    for (const name of ['getSeals', 'fstat', 'mmap']) {
+      const fn = addon[name] as (...args: unknown[]) => unknown;
+      originals.set(name, fn);
+      addon[name] = (...args: unknown[]): unknown => {
+        calls.push(name);
+        return fn(...args);
+      };
+    }
+    try {
+      sealed.seal({ shrink: true, grow: true, seal: true });
+      const fd = dupFd(sealed.fd);
+      const r = Region.fromFd(fd, { writable: false, requireSeals: { shrink: true, seal: true } });
+      assert.equal(calls, ['getSeals', 'fstat', 'mmap'], 'a peer that shrinks then seals after our fstat is caught by the order');
+      assert.is(r.size, 8192);
+      r.close();
+
+      calls.length = 0;
+      const bare = dupFd(unsealed.fd);
+      throwsCode(() => Region.fromFd(bare, { writable: false, requireSeals: { shrink: true } }), 'ERR_INVALID_ARG');
+      assert.equal(calls, ['getSeals'], 'refused before anything was mapped');
+      assert.ok(witnessIsOpen(bare), 'a refused fd stays the caller\'s');
+      closeSync(bare);
+
+      const ev = EventFd.create();
+      throwsCode(() => Region.fromFd(ev.fd, { writable: false, size: 8, requireSeals: { shrink: true } }), 'ERR_NATIVE');
+      ev.close();
+      throwsCode(() => Region.fromFd(sealed.fd, { writable: false, requireSeals: { shrink: 1 } as never }), 'ERR_INVALID_ARG');
+    } finally {
+      for (const [name, fn] of originals) addon[name] = fn;
+      sealed.close();
+      unsealed.close();
+    }
+  });
 }
 
 test.run();

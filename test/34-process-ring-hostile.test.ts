@@ -4,6 +4,7 @@
 // unsealed or of the wrong kind are refused with typed errors, every one of them closed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRingwireError, type ErrorCode } from '../lib/errors.js';
@@ -14,7 +15,7 @@ import {
   createMpscProducerHalf, createSpscConsumerHalf, createSpscProducerHalf, DoorbellGroup, FdInbox, type RingHalf,
 } from '../lib/process-ring.js';
 import { EventFdDoorbell } from '../lib/doorbell-eventfd.js';
-import { Region } from '../lib/region.js';
+import { Region, truncateFd } from '../lib/region.js';
 import { createBlockRegion } from '../lib/shm-ring.js';
 import { EventFd } from '../lib/eventfd.js';
 import { FdServer, FdSocket } from '../lib/unix-socket.js';
@@ -257,6 +258,75 @@ test('DoorbellGroup rings every member independently and drops the dead ones', (
     assert.is(live.eventfd.drain(), 1);
   } finally {
     group.close();
+  }
+});
+
+test('a peer that shrinks its block after we map it and only then seals it gets a typed refusal, not SIGBUS', async () => {
+  if (!available) return;
+  const children = new Children();
+  try {
+    // In a child: before the fix this is a SIGBUS, which must fail one test rather than the file.
+    // The peer's ftruncate and F_ADD_SEALS run at the moment we read the seals, which is the latest
+    // they can land; a check made after mmap sees the shrunk, sealed file and accepts it.
+    const mod = (m: string): string => JSON.stringify(new URL(`../lib/${m}.js`, import.meta.url).href);
+    const child = children.add(spawn(process.execPath, ['--input-type=module', '-e', `
+      const { native } = await import(${mod('native')});
+      const { Region } = await import(${mod('region')});
+      const { initProducerBlock } = await import(${mod('ring-memory')});
+      const { RingKind, PW, PRODUCER_DATA } = await import(${mod('layout')});
+      const { createSpscConsumerHalf, attachSpscConsumer } = await import(${mod('process-ring')});
+      const { EventFdDoorbell } = await import(${mod('doorbell-eventfd')});
+      const addon = native();
+      const CAP = 65536;
+      const peer = Region.create('hostile-producer', PRODUCER_DATA + CAP);
+      initProducerBlock({ buffer: peer.buffer }, RingKind.Spsc, CAP);
+      const words = new Int32Array(peer.buffer);
+      words[PRODUCER_DATA / 4] = 8000;
+      words[PRODUCER_DATA / 4 + 1] = 1;
+      Atomics.store(words, PW.tail, 8008);
+      const getSeals = addon.getSeals;
+      addon.getSeals = (fd) => {
+        addon.ftruncate(peer.fd, 4096);
+        addon.addSeals(peer.fd, 0x1 | 0x2 | 0x4);
+        return getSeals(fd);
+      };
+      const half = createSpscConsumerHalf(CAP);
+      const bell = EventFdDoorbell.create();
+      let outcome;
+      try {
+        const ring = attachSpscConsumer(half, [addon.dup(peer.fd), addon.dup(bell.fd)]);
+        outcome = 'received ' + ring.ring.receive()?.length;
+      } catch (err) {
+        outcome = err.code;
+      }
+      console.log(outcome);
+    `], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    let out = '';
+    child.stdout!.on('data', (d) => { out += d; });
+    const exit = await withTimeout('shrink-then-seal child', 15_000, () => new Promise<[number | null, string | null]>((resolve) => child.on('exit', (code, sig) => resolve([code, sig]))));
+    assert.equal(exit, [0, null], 'the child was not killed by SIGBUS');
+    assert.is(out.trim(), 'ERR_RING_CORRUPT', 'the block, mapped at its shrunk size, is refused as too small for its capacity');
+  } finally {
+    await children.killAll();
+  }
+});
+
+test('mapPeerBlock closes the fd on every refusal and always says ERR_HANDSHAKE (an empty sealed memfd, an eventfd)', async () => {
+  if (!available) return;
+  const { dir, cleanup } = makeTempDir();
+  const consumer = createSpscConsumerHalf(1 << 12);
+  const empty = Region.create('empty', 1);
+  const bell = EventFd.create();
+  try {
+    truncateFd(empty.fd, 0);
+    empty.seal({ shrink: true, grow: true, seal: true });
+    refusesAndCloses('ERR_HANDSHAKE', await receivedCopies(dir, [empty.fd, bell.fd]), (fds) => attachSpscConsumer(consumer, fds));
+    refusesAndCloses('ERR_HANDSHAKE', await receivedCopies(dir, [bell.fd, bell.fd]), (fds) => attachSpscConsumer(consumer, fds));
+  } finally {
+    consumer.close();
+    empty.close();
+    bell.close();
+    cleanup();
   }
 });
 

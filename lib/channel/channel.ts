@@ -89,6 +89,7 @@ export class Channel extends EventEmitter {
   #handler: RequestHandler | undefined;
   #queue: QueuedSend[] = [];
   #writing = false;
+  #commitScheduled = false;
   #endQueued = false;
   #endSent = false;
   #peerEnded = false;
@@ -161,8 +162,23 @@ export class Channel extends EventEmitter {
     const off = p.claim(data.length, recordType(kind, id));
     if (off < 0) return false;
     p.data.set(data, off);
-    p.commit();
+    if (kind === Kind.Data) this.#commitSoon();
+    else p.commit();
     return true;
+  }
+
+  /**
+   * Data messages sent in one synchronous run are published together at the end of it (one tail
+   * store, at most one doorbell) instead of one by one; anything else commits at once and
+   * publishes them with it, so order never changes.
+   */
+  #commitSoon(): void {
+    if (this.#commitScheduled) return;
+    this.#commitScheduled = true;
+    queueMicrotask(() => {
+      this.#commitScheduled = false;
+      if (!this.#closed) this.#link.producer.commit();
+    });
   }
 
   /** Sends one message if it fits now; false (nothing sent) when the ring is full. */

@@ -23,7 +23,10 @@ import { Requests, type RequestOptions } from './requests.js';
 export interface ChannelOptions {
   /** 'doorbell' (default) sleeps on the eventfd; 'busy' polls the ring between event-loop turns. */
   poll?: 'doorbell' | 'busy';
-  /** Ring polls before parking ('doorbell') or per event-loop turn ('busy'). */
+  /**
+   * 'doorbell': ring polls after a drain before re-arming the doorbell (default 0: spinning there
+   * delays the callbacks the drain just resolved). 'busy': polls per event-loop turn (default 20000).
+   */
   spin?: number;
   /** Keep the channel writable after the peer ended (default false: end in reply, like net). */
   allowHalfOpen?: boolean;
@@ -120,7 +123,7 @@ export class Channel extends EventEmitter {
     this.localPort = link.localPort;
     this.remotePort = link.remotePort;
     this.#busy = opts.poll === 'busy';
-    this.#spin = opts.spin ?? (this.#busy ? DEFAULT_BUSY_SPIN : 256);
+    this.#spin = opts.spin ?? (this.#busy ? DEFAULT_BUSY_SPIN : 0);
     this.#allowHalfOpen = opts.allowHalfOpen ?? false;
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
     this.#requests = new Requests(opts.requestTimeoutMs ?? 30_000, () => this.#endQueued && this.#maybeFinish());

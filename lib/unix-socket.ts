@@ -379,8 +379,14 @@ export class FdServer extends EventEmitter {
     this.#boundIno = boundIno;
     const addon = native();
     this.#poller = new addon.Poller();
-    check('uv_poll_init', this.#poller.open(fd));
-    this.#startAccepting();
+    try {
+      check('uv_poll_init', this.#poller.open(fd));
+      this.#startAccepting();
+    } catch (err) {
+      // listen() closes the fd; the poll handle is ours to release, or it outlives the fd.
+      this.#poller.close();
+      throw err;
+    }
   }
 
   /**

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRingwireError, type ErrorCode } from '../lib/errors.js';
-import { addonAvailable, closeFd, native } from '../lib/native.js';
+import { addonAvailable, closeFd, native, type NativePoller } from '../lib/native.js';
 import { EventFd } from '../lib/eventfd.js';
 import { Region } from '../lib/region.js';
 import { encodeAddress, FdServer, FdSocket, MAX_FDS, type SocketType } from '../lib/unix-socket.js';
@@ -328,6 +328,44 @@ test('a peer that closes with our data unread is ERR_PEER_GONE, reported once', 
     }
   }
   cleanup();
+});
+
+test('FdServer: when the poll cannot start, listen() fails cleanly and releases the poll handle, fd and socket file', () => {
+  if (!available) return;
+  const { dir, cleanup } = makeTempDir();
+  const addon = native() as unknown as { Poller: new () => NativePoller };
+  const Original = addon.Poller;
+  const opened: number[] = [];
+  let closed = 0;
+  addon.Poller = class extends Original {
+    override open(fd: number): number {
+      opened.push(fd);
+      return super.open(fd);
+    }
+    override start(): number {
+      return -22; // EINVAL from uv_poll_start
+    }
+    override close(): number {
+      closed++;
+      return super.close();
+    }
+  };
+  try {
+    const address = join(dir, 'nostart.sock');
+    try {
+      FdServer.listen(address);
+      assert.unreachable('listen succeeded with a poll that cannot start');
+    } catch (err) {
+      assert.ok(isRingwireError(err, 'ERR_NATIVE'), String(err));
+    }
+    assert.is(opened.length, 1);
+    assert.is(closed, 1, 'the opened poll handle was closed');
+    assert.not.ok(existsSync(`/proc/self/fd/${opened[0]}`), 'the listening fd was closed');
+    assert.not.ok(existsSync(address), 'the socket file was removed');
+  } finally {
+    addon.Poller = Original;
+    cleanup();
+  }
 });
 
 test.run();

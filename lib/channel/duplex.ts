@@ -68,6 +68,11 @@ export class ChannelDuplex extends Duplex {
     void this.#writeSlow(chunk.subarray(off), cb);
   }
 
+  /** Chunks queued while a write waited are coalesced into as few messages as fit. */
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    this._write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), 'buffer' as BufferEncoding, cb);
+  }
+
   async #writeSlow(rest: Buffer, cb: (err?: Error | null) => void): Promise<void> {
     const max = this.channel.maxMessageSize;
     try {

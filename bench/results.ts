@@ -1,3 +1,4 @@
+import type { LatencySummary } from './measure.js';
 /**
  * From raw measurements to the rows of the benchmark output contract (ARCHITECTURE.md, "Benchmark
  * output contract"), plus ratios against the baseline. Pure functions, so the test can feed them
@@ -12,14 +13,7 @@ export interface Measurement {
   readonly transport: string;
   readonly pattern: string;
   readonly size: number;
-  readonly latency?: {
-    readonly samples: number;
-    readonly p50Us: number;
-    readonly p90Us: number;
-    readonly p99Us: number;
-    readonly p999Us: number;
-    readonly maxUs: number;
-  };
+  readonly latency?: LatencySummary;
   readonly rate?: { readonly msgsPerSec: number; readonly rmePct: number };
 }
 

@@ -168,10 +168,7 @@ export class MpscConsumer extends ConsumerBase {
   /** Re-reads the reservation tail; returns bytes reserved beyond the read position. */
   #refreshReserved(): number {
     const tail = Atomics.load(this.peerCtl, PW.tail);
-    const used = (tail - this.#head) | 0;
-    if ((tail & 7) !== 0 || used < 0 || used > this.capacity || ((tail - this.#reserved) | 0) < 0) {
-      this.fail(`reservation tail ${tail >>> 0} is impossible (head ${this.#head >>> 0}, last tail ${this.#reserved >>> 0})`);
-    }
+    this.checkTail(tail, this.#head, this.#reserved, 'reservation tail');
     this.#reserved = tail;
     return (tail - this.#pos) | 0;
   }

@@ -195,6 +195,17 @@ export abstract class ConsumerBase implements RingConsumer {
     throw this.broken;
   }
 
+  /**
+   * Validates a tail read from the producer block: 8-aligned, at most capacity ahead of our head,
+   * never behind the last one seen. Anything else is ERR_RING_CORRUPT.
+   */
+  protected checkTail(tail: number, head: number, last: number, what: string): void {
+    const ahead = (tail - head) | 0;
+    if ((tail & 7) !== 0 || ahead < 0 || ahead > this.capacity || ((tail - last) | 0) < 0) {
+      this.fail(`${what} ${tail >>> 0} is impossible (head ${head >>> 0}, last seen ${last >>> 0})`);
+    }
+  }
+
   /** After the head store that frees space: ring the space bell if a producer waits for it. */
   protected notifyProducers(): void {
     if (Atomics.load(this.peerCtl, PW.producerWaiting) !== 0) {

@@ -120,10 +120,7 @@ export class SpscConsumer extends ConsumerBase {
   /** Re-reads the producer's tail; true when there is more to read. */
   #refresh(): boolean {
     const tail = Atomics.load(this.peerCtl, PW.tail);
-    const ahead = (tail - this.#head) | 0;
-    if ((tail & 7) !== 0 || ahead < 0 || ahead > this.capacity || ((tail - this.#tail) | 0) < 0) {
-      this.fail(`producer tail ${tail >>> 0} is impossible (head ${this.#head >>> 0}, last tail ${this.#tail >>> 0})`);
-    }
+    this.checkTail(tail, this.#head, this.#tail, 'producer tail');
     this.#tail = tail;
     return tail !== this.#pos;
   }

@@ -215,13 +215,12 @@ export class RingSet {
       }
       if (size !== expectedSize) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Limit, `AddRing block is ${size} bytes; expected ${expectedSize}`);
       try {
-        region = Region.fromFd(memfd, { writable: false, size: expectedSize });
+        // Without these seals the peer could shrink the file under our mapping (SIGBUS on access);
+        // they are checked before fstat and mmap, so sealing after we map cannot slip through.
+        region = Region.fromFd(memfd, { writable: false, size: expectedSize, requireSeals: { shrink: true, seal: true } });
       } catch (err) {
         throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `AddRing block cannot be mapped: ${(err as Error).message}`, err);
       }
-      // Without these seals the peer could shrink the file under our mapping (SIGBUS on access).
-      const seals = region.seals();
-      if (!seals.shrink || !seals.seal) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, 'AddRing block is not sealed against shrinking');
       try {
         bell = EventFdDoorbell.fromFd(eventfd);
       } catch (err) {

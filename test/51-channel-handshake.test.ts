@@ -127,7 +127,7 @@ if (run) {
       c.sock.send(announce(), [r.fd, e.fd]);
       r.close();
       e.close();
-    }, DisconnectCode.Protocol, /missing required seals: shrink, seal/);
+    }, DisconnectCode.Protocol, /missing required seals: .*shrink/);
     // A sealed block of the wrong size, and a block the client does not own.
     await expectDisconnect(address, async (c) => {
       c.sock.send(validInit());

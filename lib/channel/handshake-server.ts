@@ -29,6 +29,13 @@ export interface AllowPolicy {
   check?: (peer: PeerInfo) => boolean | string | Promise<boolean | string>;
 }
 
+/**
+ * The largest ring a client may ask for unless the server says otherwise. The server creates the
+ * server-to-client ring at the client's chosen size, so this times maxConnections bounds what
+ * clients can make a server map (pages are only used as the server writes them).
+ */
+export const DEFAULT_MAX_RING_BYTES = 4 << 20;
+
 export interface HandshakeLimits {
   minRingBytes: number;
   maxRingBytes: number;

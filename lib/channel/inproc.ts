@@ -16,7 +16,7 @@ import { ringwireError } from '../errors.js';
 import { createThreadRing, openConsumer, openProducer, type ThreadRingDescriptor } from '../thread-ring.js';
 import type { AcceptorHooks, Acceptor, ServerOptions } from './server.js';
 import type { GoneReason, Link, LinkConsumer, LinkProducer, PeerIdentity } from './link.js';
-import { checkLimits, secretBytes } from './handshake-server.js';
+import { DEFAULT_MAX_RING_BYTES, checkLimits, secretBytes } from './handshake-server.js';
 import { PRODUCER_DATA, isPowerOfTwo } from '../layout.js';
 
 const PREFIX = 'ringwire:inproc:';
@@ -90,7 +90,7 @@ function identity(): { uid: number; gid: number } {
 export function listenInproc(name: string, opts: ServerOptions, hooks: AcceptorHooks): Acceptor {
   if (listening.has(name)) throw ringwireError('ERR_INVALID_ARG', `inproc://${name} is already listening in this thread`);
   const min = opts.minRingBytes ?? 4096;
-  const max = opts.maxRingBytes ?? 16 << 20;
+  const max = opts.maxRingBytes ?? DEFAULT_MAX_RING_BYTES;
   checkLimits(min, max);
   const secret = secretBytes(opts.secret);
   const address = `inproc://${name}`;

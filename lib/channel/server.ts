@@ -10,7 +10,7 @@ import { FdServer, type FdSocket } from '../unix-socket.js';
 import { parseAddress, socketAddress } from './address.js';
 import { Channel, type ChannelOptions } from './channel.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, sendDisconnect, type HandshakeError } from './handshake.js';
-import { checkAllowPolicy, checkLimits, secretBytes, serverHandshake, type AllowPolicy, type PeerInfo } from './handshake-server.js';
+import { DEFAULT_MAX_RING_BYTES, checkAllowPolicy, checkLimits, secretBytes, serverHandshake, type AllowPolicy, type PeerInfo } from './handshake-server.js';
 import { DisconnectCode, MAX_HANDSHAKE_MESSAGE } from './protocol.js';
 import type { Link } from './link.js';
 import { listenInproc } from './inproc.js';
@@ -24,7 +24,7 @@ export interface ServerOptions extends ChannelOptions {
   allow?: AllowPolicy;
   /** chmod of the socket file (UNIX paths), applied before the first accept. */
   mode?: number;
-  /** Ring sizes a client may ask for (powers of two); default 4 KiB .. 16 MiB. */
+  /** Ring sizes a client may ask for (powers of two); default 4 KiB .. 4 MiB. */
   minRingBytes?: number;
   maxRingBytes?: number;
   /** Each handshake step must arrive within this; default 5 s. */
@@ -75,7 +75,7 @@ export class ChannelServer extends EventEmitter {
   constructor(opts: ServerOptions = {}, onConnection?: (channel: Channel) => void) {
     super();
     if (typeof opts !== 'object' || opts === null) throw ringwireError('ERR_INVALID_ARG', 'server options must be an object');
-    checkLimits(opts.minRingBytes ?? 4096, opts.maxRingBytes ?? 16 << 20);
+    checkLimits(opts.minRingBytes ?? 4096, opts.maxRingBytes ?? DEFAULT_MAX_RING_BYTES);
     checkAllowPolicy(opts.allow);
     secretBytes(opts.secret);
     this.#maxConnections = opts.maxConnections ?? 1024;
@@ -124,7 +124,7 @@ export class ChannelServer extends EventEmitter {
       timeoutMs: o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
       spin: o.spin,
       minRingBytes: o.minRingBytes ?? 4096,
-      maxRingBytes: o.maxRingBytes ?? 16 << 20,
+      maxRingBytes: o.maxRingBytes ?? DEFAULT_MAX_RING_BYTES,
       address,
     };
     fdServer.on('error', (err) => this.emit('error', err));

@@ -22,7 +22,7 @@ import {
 import type { GoneReason, Link, LinkConsumer, LinkProducer, PeerIdentity } from './link.js';
 import type { Acceptor, AcceptorHooks, ServerOptions } from './server.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, handshakeError, peerRefusal, type HandshakeError } from './handshake.js';
-import { checkLimits, secretBytes } from './handshake-server.js';
+import { DEFAULT_MAX_RING_BYTES, checkLimits, secretBytes } from './handshake-server.js';
 
 export type TlsServerOptions = tls.TlsOptions;
 export type TlsClientOptions = tls.ConnectionOptions;
@@ -291,7 +291,7 @@ function writeMessage(sock: Sock, msg: Buffer): void {
 
 export async function listenTcp(host: string, port: number, opts: ServerOptions, hooks: AcceptorHooks): Promise<Acceptor> {
   const min = opts.minRingBytes ?? 4096;
-  const max = opts.maxRingBytes ?? 16 << 20;
+  const max = opts.maxRingBytes ?? DEFAULT_MAX_RING_BYTES;
   checkLimits(min, max);
   const secret = secretBytes(opts.secret);
   const timeoutMs = opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;

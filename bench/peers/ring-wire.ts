@@ -13,6 +13,13 @@ export const MSG_MARK = 3;
 export const MSG_ACK = 4;
 export const MSG_EXIT = 5;
 
+/**
+ * Polls a producer makes on a full ring before it parks. The ring transports measure busy-polling
+ * senders: parking after a few polls turned every refill of a streamed ring into a futex round
+ * trip and capped one-way rates near 2 M msgs/s.
+ */
+export const PRODUCER_SPIN = 1_000_000;
+
 /** A stalled peer fails the measurement instead of spinning the harness forever. */
 const STALL_NS = 10_000_000_000n;
 

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { attachSpscConsumer, attachSpscProducer, createSpscConsumerHalf, createSpscProducerHalf, FdInbox } from '../../lib/process-ring.js';
 import { FdSocket } from '../../lib/unix-socket.js';
-import { serveRing } from './ring-wire.js';
+import { serveRing, PRODUCER_SPIN } from './ring-wire.js';
 
 /** Same polls as ringwire-thread's echo side, so the two transports differ only in their distance. */
 const BUSY_SPIN = 2_000_000;
@@ -32,7 +32,7 @@ async function main(address: string, mode: 'busy' | 'doorbell'): Promise<void> {
   sock.send(Buffer.from('ping'), [...pingHalf.fds]);
   sock.send(Buffer.from('pong'), [...pongHalf.fds]);
   const ping = attachSpscConsumer(pingHalf, setup.fds, { spin: mode === 'busy' ? BUSY_SPIN : 0 });
-  const pong = attachSpscProducer(pongHalf, (await inbox.next(10_000)).fds, { spin: 64 });
+  const pong = attachSpscProducer(pongHalf, (await inbox.next(10_000)).fds, { spin: PRODUCER_SPIN });
   serveRing(ping.ring, pong.ring, () => {
     if (!ping.ring.waitForDataSync(ORPHAN_CHECK_MS) && currentParent() !== parent) process.exit(1);
   });

@@ -16,7 +16,7 @@ import type { SpscConsumer, SpscProducer } from '../../lib/spsc.js';
 import { FdServer, type FdSocket } from '../../lib/unix-socket.js';
 import { pinnedNode } from '../pin.js';
 import type { OpenContext, Peer, Transport } from '../transport.js';
-import { ringPeer } from './ring-wire.js';
+import { ringPeer, PRODUCER_SPIN } from './ring-wire.js';
 
 const peerScript = fileURLToPath(new URL('./ringwire-process-peer.js', import.meta.url));
 /** The same ring size as ringwire-thread, so both carry the same message sizes. */
@@ -80,7 +80,7 @@ export async function openProcessRingPeer(mode: Mode, ctx: OpenContext): Promise
     inbox = new FdInbox(sock);
     sock.send(Buffer.from(JSON.stringify({ capacity: RING_BYTES })), [...pingHalf.fds]);
     sock.send(Buffer.from('pong'), [...pongHalf.fds]);
-    ping = attachSpscProducer(pingHalf, (await inbox.next(SETUP_MS)).fds, { spin: 64 });
+    ping = attachSpscProducer(pingHalf, (await inbox.next(SETUP_MS)).fds, { spin: PRODUCER_SPIN });
     pong = attachSpscConsumer(pongHalf, (await inbox.next(SETUP_MS)).fds);
   } catch (err) {
     child.kill('SIGKILL');

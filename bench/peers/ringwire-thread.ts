@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { createThreadRing, openConsumer, openProducer } from '../../lib/thread-ring.js';
 import type { Transport } from '../transport.js';
-import { ringPeer } from './ring-wire.js';
+import { ringPeer, PRODUCER_SPIN } from './ring-wire.js';
 
 const RING_BYTES = 1 << 20;
 /**
@@ -28,7 +28,7 @@ export const ringwireThread: Transport = {
     });
     failed.catch(() => {});
     await Promise.race([new Promise((r) => worker.once('online', r)), failed]);
-    return ringPeer(openProducer(ping, { spin: 64 }), openConsumer(pong), async () => {
+    return ringPeer(openProducer(ping, { spin: PRODUCER_SPIN }), openConsumer(pong), async () => {
       await worker.terminate();
     });
   },

@@ -195,6 +195,19 @@ if (run) {
     await done();
   }));
 
+  test('messages that arrive before anyone listens are kept, in order, and do not hold up responses behind them', () => withTimeout('unclaimed', 5000, async () => {
+    const { a, b, done } = await pair();
+    a.handle((r) => r);
+    for (let i = 0; i < 5; i++) await a.send(message(i, 16));
+    assert.is((await b.request(Buffer.from('behind'))).toString(), 'behind');
+    const got: number[] = [];
+    const all = new Promise<void>((r) => b.on('message', (m) => { got.push(Buffer.from(m).readUInt32LE(0)); if (got.length === 6) r(); }));
+    await a.send(message(5, 16));
+    await all;
+    assert.equal(got, [0, 1, 2, 3, 4, 5]);
+    await done();
+  }));
+
   test('bad input is a typed error', () => withTimeout('bad input', 5000, async () => {
     const { b, done } = await pair({ sendRingBytes: 4096 });
     await rejects(b.send('text' as unknown as Uint8Array), (e: unknown) => isRingwireError(e, 'ERR_INVALID_ARG'));

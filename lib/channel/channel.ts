@@ -62,7 +62,7 @@ interface QueuedSend {
 const DEFAULT_BUSY_SPIN = 20000;
 /** Records handled per wake-up before the pump yields to other work. */
 const DRAIN_BUDGET = 256;
-/** Copies the async iterator holds before it stops draining (the peer then sees back-pressure). */
+/** Unread copies held (for the iterator, or before a 'message' listener exists) before draining stops. */
 const ITERATOR_HIGH_WATER = 64;
 /** Requests held while no handler is set; beyond this they are answered with an error. */
 const UNHANDLED_LIMIT = 1024;
@@ -486,11 +486,12 @@ export class Channel extends EventEmitter {
           this.emit('message', data.subarray(offset, offset + length));
           return;
         }
-        // Nobody reads yet, or the iterator is behind: keep a copy, and stop draining when the
-        // copies pile up (or nobody listens at all) so the peer feels back-pressure.
+        // Nobody reads yet, or the iterator is behind: keep a copy, and stop draining once the
+        // copies pile up so the peer feels back-pressure. The slack lets responses queued behind
+        // a few unread messages still arrive.
         this.#unclaimed.push(Buffer.from(data.subarray(offset, offset + length)));
         this.#wakeIterator?.();
-        if (this.#unclaimed.length >= ITERATOR_HIGH_WATER || (this.#iterators === 0 && this.listenerCount('message') === 0)) this.pause();
+        if (this.#unclaimed.length >= ITERATOR_HIGH_WATER) this.pause();
         return;
       case Kind.Request:
         this.#serve(idOf(type), Buffer.from(data.subarray(offset, offset + length)));

@@ -19,6 +19,7 @@ import { DisconnectCode } from './protocol.js';
 import type { Link, PeerIdentity } from './link.js';
 import { Kind, MAX_REQUEST_ID, kindOf, idOf, recordType } from './records.js';
 import { Requests, type RequestOptions } from './requests.js';
+import { SendQueue } from './send-queue.js';
 
 export interface ChannelOptions {
   /** 'doorbell' (default) sleeps on the eventfd; 'busy' polls the ring between event-loop turns. */
@@ -49,15 +50,6 @@ export interface ChannelStats {
 
 /** Serves one request: return (or resolve) the response bytes; a throw is sent back as the request's rejection. */
 export type RequestHandler = (request: Buffer, channel: Channel) => Uint8Array | Promise<Uint8Array>;
-
-interface QueuedSend {
-  kind: number;
-  id: number;
-  data: Uint8Array;
-  resolve(): void;
-  reject(err: Error): void;
-  settled: boolean;
-}
 
 const DEFAULT_BUSY_SPIN = 20000;
 /** Records handled per wake-up before the pump yields to other work. */
@@ -90,8 +82,7 @@ export class Channel extends EventEmitter {
   #closeTimeoutMs: number;
   #requests: Requests;
   #handler: RequestHandler | undefined;
-  #queue: QueuedSend[] = [];
-  #writing = false;
+  #sendQueue: SendQueue;
   #commitScheduled = false;
   #endQueued = false;
   #endSent = false;
@@ -126,6 +117,11 @@ export class Channel extends EventEmitter {
     this.#spin = opts.spin ?? (this.#busy ? DEFAULT_BUSY_SPIN : 0);
     this.#allowHalfOpen = opts.allowHalfOpen ?? false;
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
+    this.#sendQueue = new SendQueue(link.producer, this.#pumpAbort.signal, {
+      written: (kind) => { if (kind === Kind.End) this.#endSent = true; },
+      idle: () => { if (this.#endSent) this.#maybeFinish(); },
+      failed: (err) => { if (!this.#closed) this.destroy(err); },
+    });
     this.#requests = new Requests(opts.requestTimeoutMs ?? 30_000, () => this.#endQueued && this.#maybeFinish());
     this.#closedPromise = new Promise((resolve) => { this.#resolveClosed = resolve; });
     link.onGone((why) => this.#onGone(why.code, why.reason));
@@ -160,7 +156,7 @@ export class Channel extends EventEmitter {
 
   /** Writes one record now if it fits and nothing is queued ahead of it. */
   #tryWrite(kind: number, id: number, data: Uint8Array): boolean {
-    if (this.#queue.length > 0) return false;
+    if (this.#sendQueue.length > 0) return false;
     const p = this.#link.producer;
     const off = p.claim(data.length, recordType(kind, id));
     if (off < 0) return false;
@@ -200,7 +196,7 @@ export class Channel extends EventEmitter {
       return Promise.reject(err);
     }
     if (this.#tryWrite(Kind.Data, 0, data)) return Promise.resolve();
-    return this.#enqueue(Kind.Data, 0, data, opts);
+    return this.#sendQueue.push(Kind.Data, 0, data, opts);
   }
 
   /**
@@ -210,7 +206,7 @@ export class Channel extends EventEmitter {
    */
   claim(length: number): Uint8Array | null {
     this.#checkWritable(Kind.Data);
-    if (this.#queue.length > 0) return null;
+    if (this.#sendQueue.length > 0) return null;
     const p = this.#link.producer;
     const off = p.claim(length, recordType(Kind.Data, 0));
     return off < 0 ? null : p.data.subarray(off, off + length);
@@ -219,7 +215,7 @@ export class Channel extends EventEmitter {
   /** claim() that waits for space. */
   async claimAsync(length: number, opts: SendOptions = {}): Promise<Uint8Array> {
     for (;;) {
-      if (this.#queue.length > 0) await this.#drained(opts);
+      if (this.#sendQueue.length > 0) await this.#sendQueue.barrier(opts);
       const view = this.claim(length);
       if (view) return view;
       await this.#waitForSpace(length, opts);
@@ -242,70 +238,6 @@ export class Channel extends EventEmitter {
     if (this.#closed) throw ringwireError('ERR_RING_CLOSED', 'channel is closed');
   }
 
-  #drained(opts: SendOptions): Promise<void> {
-    return this.#enqueue(Kind.Data, -1, new Uint8Array(0), opts);
-  }
-
-  /** Queues a record behind the others; the writer loop sends in order as space frees. id -1 is a marker that sends nothing. */
-  #enqueue(kind: number, id: number, data: Uint8Array, opts: SendOptions): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const item: QueuedSend = { kind, id, data, resolve, reject, settled: false };
-      const settle = (err?: Error): void => {
-        if (item.settled) return;
-        item.settled = true;
-        clearTimeout(timer);
-        opts.signal?.removeEventListener('abort', onAbort);
-        if (err) reject(err);
-        else resolve();
-      };
-      item.resolve = () => settle();
-      item.reject = (err) => settle(err);
-      const drop = (err: Error): void => {
-        const i = this.#queue.indexOf(item);
-        if (i >= 0) this.#queue.splice(i, 1);
-        settle(err);
-      };
-      const onAbort = (): void => drop(ringwireError('ERR_ABORTED', 'send aborted', { cause: opts.signal?.reason }));
-      const timer = opts.timeoutMs === undefined || opts.timeoutMs === Infinity ? undefined
-        : setTimeout(() => drop(ringwireError('ERR_TIMEOUT', `send did not find space within ${opts.timeoutMs} ms`)), opts.timeoutMs);
-      if (opts.signal?.aborted) return onAbort();
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-      this.#queue.push(item);
-      void this.#writeQueued();
-    });
-  }
-
-  async #writeQueued(): Promise<void> {
-    if (this.#writing) return;
-    this.#writing = true;
-    const p = this.#link.producer;
-    try {
-      while (this.#queue.length > 0 && !this.#closed) {
-        const item = this.#queue[0]!;
-        if (item.id === -1) {
-          this.#queue.shift();
-          item.resolve();
-          continue;
-        }
-        const off = p.claim(item.data.length, recordType(item.kind, item.id));
-        if (off >= 0) {
-          p.data.set(item.data, off);
-          p.commit();
-          this.#queue.shift();
-          if (item.kind === Kind.End) this.#endSent = true;
-          item.resolve();
-          continue;
-        }
-        await p.waitForSpace(item.data.length, { signal: this.#pumpAbort.signal });
-      }
-    } catch (err) {
-      if (!this.#closed) this.destroy(err as RingwireError);
-    } finally {
-      this.#writing = false;
-    }
-    if (this.#endSent) this.#maybeFinish();
-  }
-
   /** Sends a record from inside the channel (responses, end): now if possible, else queued. */
   #sendInternal(kind: number, id: number, data: Uint8Array): void {
     if (this.#closed) return;
@@ -317,7 +249,7 @@ export class Channel extends EventEmitter {
       if (kind === Kind.End) this.#endSent = true;
       return;
     }
-    this.#enqueue(kind, id, data, {}).catch(() => {});
+    this.#sendQueue.push(kind, id, data, {}).catch(() => {});
   }
 
   // ---- requests ----
@@ -333,7 +265,7 @@ export class Channel extends EventEmitter {
       return Promise.reject(err);
     }
     if (!this.#tryWrite(Kind.Request, id, data)) {
-      this.#enqueue(Kind.Request, id, data, { ...(opts.signal ? { signal: opts.signal } : {}) }).catch((err) => this.#requests.fail(id, err));
+      this.#sendQueue.push(Kind.Request, id, data, { ...(opts.signal ? { signal: opts.signal } : {}) }).catch((err) => this.#requests.fail(id, err));
     } else if (this.#busy) {
       this.#pollForResponse(id);
     }
@@ -566,7 +498,7 @@ export class Channel extends EventEmitter {
       this.#maybeFinish();
       return Promise.resolve();
     }
-    return this.#enqueue(Kind.End, 0, new Uint8Array(0), {}).then(() => this.#maybeFinish(), () => {});
+    return this.#sendQueue.push(Kind.End, 0, new Uint8Array(0), {}).then(() => this.#maybeFinish(), () => {});
   }
 
   /** Graceful close: ends, lets the peer drain and answer, and resolves once closed (destroying after closeTimeoutMs). */
@@ -588,7 +520,7 @@ export class Channel extends EventEmitter {
 
   #maybeFinish(): void {
     if (this.#closed || !this.#endSent || !this.#peerEnded) return;
-    if (this.#inFlightHandlers > 0 || this.#requests.size > 0 || this.#queue.length > 0) return;
+    if (this.#inFlightHandlers > 0 || this.#requests.size > 0 || this.#sendQueue.length > 0) return;
     this.#finish(undefined, DisconnectCode.Normal, 'closed');
   }
 
@@ -611,7 +543,7 @@ export class Channel extends EventEmitter {
     this.#pumpAbort.abort();
     const failure = err ?? ringwireError('ERR_RING_CLOSED', 'channel closed');
     this.#requests.failAll(err?.code === 'ERR_PEER_GONE' ? err : ringwireError('ERR_PEER_GONE', `channel closed before the response arrived (${reason})`));
-    for (const item of this.#queue.splice(0)) item.reject(failure);
+    this.#sendQueue.failAll(failure);
     this.#link.close(code, reason);
     this.resume();
     this.#wakeIterator?.();

@@ -6,7 +6,8 @@ import * as assert from 'uvu/assert';
 import { addonAvailable } from '../lib/native.js';
 import { isRingwireError } from '../lib/errors.js';
 import { connect, listen, type Channel, type ServerOptions, type ConnectOptions } from '../lib/index.js';
-import { prng, requireOrSkip, testSeed, withTimeout } from './helpers.js';
+import { Children, prng, requireOrSkip, testSeed, withTimeout } from './helpers.js';
+import { startPeer } from './workers/channel-spawn.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 const seed = run ? testSeed() : 0;
@@ -206,6 +207,24 @@ if (run) {
     await all;
     assert.equal(got, [0, 1, 2, 3, 4, 5]);
     await done();
+  }));
+
+  test('responseSpinUs: a requester polling for answers from a sleeping peer in another process loses none, then sleeps again', () => withTimeout('hybrid', 20000, async () => {
+    const children = new Children();
+    const address = `@ringwire-test-52-hybrid-${process.pid}`;
+    try {
+      await startPeer(children, { role: 'serve', address });
+      const ch = await connect(address, { responseSpinUs: 2000 });
+      for (let i = 0; i < 300; i++) assert.is((await ch.request(Buffer.from(`h${i}`))).toString(), `h${i}`);
+      // After the spins the doorbell is armed again: an answer that takes longer than the spin still arrives.
+      const slow = await connect(address, { responseSpinUs: 1 });
+      const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => slow.request(Buffer.from(`s${i}`))));
+      replies.forEach((r, i) => assert.is(r.toString(), `s${i}`));
+      await ch.close();
+      await slow.close();
+    } finally {
+      await children.killAll();
+    }
   }));
 
   test('bad input is a typed error', () => withTimeout('bad input', 5000, async () => {

@@ -4,7 +4,7 @@
  */
 import { registerTransport } from '../transport.js';
 import { messageChannel } from './message-channel.js';
-import { ringwireChannel, ringwireChannelDoorbell, http2Ringwire, http2Uds } from './ringwire-channel.js';
+import { ringwireChannel, ringwireChannelDoorbell, ringwireChannelHybrid, http2Ringwire, http2Uds } from './ringwire-channel.js';
 import { ringwireProcess } from './ringwire-process.js';
 import { ringwireProcessDoorbell } from './ringwire-process-doorbell.js';
 import { ringwireThread } from './ringwire-thread.js';
@@ -21,5 +21,6 @@ registerTransport(ringwireProcess);
 registerTransport(ringwireProcessDoorbell);
 registerTransport(ringwireChannel);
 registerTransport(ringwireChannelDoorbell);
+registerTransport(ringwireChannelHybrid);
 registerTransport(http2Uds);
 registerTransport(http2Ringwire);

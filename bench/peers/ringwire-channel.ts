@@ -2,7 +2,8 @@
  * `ringwire-channel` / `ringwire-channel-doorbell`: the public channel API (lib/channel) between
  * this process and a child: ping-pong is `channel.request()` answered by a handler, a stream is
  * `channel.send()` per message closed by one request. `-doorbell` sleeps on the eventfd when idle
- * (poll: 'doorbell'); the plain one busy-polls (poll: 'busy').
+ * (poll: 'doorbell'); the plain one busy-polls (poll: 'busy'); `-hybrid` is the doorbell channel
+ * whose requester polls up to 50 µs for each response before sleeping (responseSpinUs).
  * `http2-ringwire` / `http2-uds`: node:http2 requests (POST, body echoed) over a ringwire Duplex and
  * over a UNIX socket to the same server in the same child; `stream` is a burst of requests with up
  * to 64 in flight, so msgsPerSec reads as requests per second.
@@ -61,9 +62,9 @@ async function channelPingPong(ch: Channel, size: number, run: PingPongRun): Pro
   }
 }
 
-async function openChannelPeer(mode: 'busy' | 'doorbell', ctx: OpenContext): Promise<Peer> {
+async function openChannelPeer(mode: 'busy' | 'doorbell', ctx: OpenContext, responseSpinUs = 0): Promise<Peer> {
   const c = await startChild(mode, ctx);
-  const opts = { poll: mode, sendRingBytes: RING_BYTES, receiveRingBytes: RING_BYTES };
+  const opts = { poll: mode, sendRingBytes: RING_BYTES, receiveRingBytes: RING_BYTES, responseSpinUs };
   let ch: Channel | undefined;
   let sink: Channel | undefined;
   try {
@@ -176,6 +177,14 @@ export const ringwireChannelDoorbell: Transport = {
   description: 'the same channel, both sides sleeping on their eventfd doorbell when idle',
   maxSize: RING_BYTES - 8,
   open: (ctx) => openChannelPeer('doorbell', ctx),
+};
+
+export const ringwireChannelHybrid: Transport = {
+  name: 'ringwire-channel-hybrid',
+  distance: 'process',
+  description: 'the doorbell channel, the requester polling up to 50 µs for each response (responseSpinUs: 50); the peer still sleeps',
+  maxSize: RING_BYTES - 8,
+  open: (ctx) => openChannelPeer('doorbell', ctx, 50),
 };
 
 export const http2Ringwire: Transport = {

@@ -31,6 +31,12 @@ export interface ChannelOptions {
   spin?: number;
   /** Keep the channel writable after the peer ended (default false: end in reply, like net). */
   allowHalfOpen?: boolean;
+  /**
+   * 'doorbell' mode: after sending a request, poll for its response this many microseconds before
+   * sleeping (hybrid polling: the peer still sleeps; this side burns at most this much CPU per
+   * request). Default 0.
+   */
+  responseSpinUs?: number;
   /** Default timeout of request(); Infinity waits for ever. Default 30 s. */
   requestTimeoutMs?: number;
   /** How long close() waits for the peer's end before destroying. Default 5 s. */
@@ -77,6 +83,7 @@ export class Channel extends EventEmitter {
   readonly remotePort: number | undefined;
   #link: Link;
   #busy: boolean;
+  #responseSpinMs: number;
   #spin: number;
   #allowHalfOpen: boolean;
   #closeTimeoutMs: number;
@@ -114,6 +121,8 @@ export class Channel extends EventEmitter {
     this.localPort = link.localPort;
     this.remotePort = link.remotePort;
     this.#busy = opts.poll === 'busy';
+    if (opts.responseSpinUs !== undefined && !(opts.responseSpinUs >= 0 && opts.responseSpinUs <= 1e6)) throw ringwireError('ERR_OUT_OF_RANGE', `responseSpinUs must be 0..1e6, got ${opts.responseSpinUs}`);
+    this.#responseSpinMs = (opts.responseSpinUs ?? 0) / 1000;
     this.#spin = opts.spin ?? (this.#busy ? DEFAULT_BUSY_SPIN : 0);
     this.#allowHalfOpen = opts.allowHalfOpen ?? false;
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
@@ -256,18 +265,22 @@ export class Channel extends EventEmitter {
 
   /** Sends a request and resolves with the peer handler's response (a copy). */
   request(data: Uint8Array, opts: RequestOptions = {}): Promise<Buffer> {
+    let started: { id: number; promise: Promise<Buffer> };
     try {
       this.#checkMessage(data);
       this.#checkWritable(Kind.Request);
       if (this.#peerEnded) throw ringwireError('ERR_RING_CLOSED', 'the peer has ended; it takes no more requests');
-      var { id, promise } = this.#requests.start(opts);
+      started = this.#requests.start(opts);
     } catch (err) {
       return Promise.reject(err);
     }
+    const { id, promise } = started;
     if (!this.#tryWrite(Kind.Request, id, data)) {
       this.#sendQueue.push(Kind.Request, id, data, { ...(opts.signal ? { signal: opts.signal } : {}) }).catch((err) => this.#requests.fail(id, err));
     } else if (this.#busy) {
       this.#pollForResponse(id);
+    } else if (this.#responseSpinMs > 0 && this.#link.wake) {
+      this.#spinForResponse(id);
     }
     return promise;
   }
@@ -278,6 +291,28 @@ export class Channel extends EventEmitter {
     for (let i = 0; i < this.#spin && this.#requests.pending(id); i++) {
       if (c.available()) this.#drain();
     }
+  }
+
+  /**
+   * Doorbell mode with responseSpinUs: poll for this request's answer for a bounded time with the
+   * waiting flag withdrawn (so the peer need not ring us), then re-arm the doorbell as #onWake does.
+   */
+  #spinForResponse(id: number): void {
+    const wake = this.#link.wake!;
+    const c = this.#link.consumer;
+    const deadline = performance.now() + this.#responseSpinMs;
+    wake.setWaiting(false);
+    try {
+      while (this.#requests.pending(id) && !this.#closed && !this.#paused) {
+        if (c.available()) this.#drain();
+        else if (performance.now() > deadline) break;
+      }
+    } catch (err) {
+      if (!this.#closed) this.destroy(err as RingwireError);
+    }
+    if (this.#closed || this.#paused) return;
+    wake.setWaiting(true);
+    if (c.available()) queueMicrotask(() => this.#onWake());
   }
 
   /** Serves requests from the peer with `fn`; one handler per channel (null removes it). */

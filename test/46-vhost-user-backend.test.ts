@@ -385,4 +385,42 @@ t('ringwire vhost-user-rng: the CLI serves a front-end and reports what it serve
   }
 });
 
+t('guest memory without F_SEAL_SHRINK is refused before it is mapped; allowUnsealedMemory serves it', async () => {
+  // A front-end that could ftruncate its memfd after SET_MEM_TABLE would make the back-end's next
+  // ring access a SIGBUS, killing the process; so the seal is checked before mmap.
+  const { dir, cleanup } = makeTempDir();
+  const logs: string[] = [];
+  const strict = VhostUserServer.listen(join(dir, 'strict.sock'), new RngDevice(), { log: (m) => logs.push(m) });
+  const trusting = VhostUserServer.listen(join(dir, 'trusting.sock'), new RngDevice(), { log: (m) => logs.push(m), allowUnsealedMemory: true });
+  const guests: FrontendGuest[] = [];
+  const fes: VhostUserFrontend[] = [];
+  try {
+    const refusedFe = await VhostUserFrontend.connect(strict.path);
+    fes.push(refusedFe);
+    const unsealed = new FrontendGuest({ unsealedMemory: true });
+    guests.push(unsealed);
+    const err = await rejects(unsealed.start(refusedFe, 1));
+    assert.ok(isRingwireError(err), String(err));
+    assert.match(logs.join('\n'), /SET_MEM_TABLE|region 0/);
+    assert.match(logs.join('\n'), /missing required seals: shrink/);
+
+    const fe = await VhostUserFrontend.connect(trusting.path);
+    fes.push(fe);
+    const trusted = new FrontendGuest({ unsealedMemory: true });
+    guests.push(trusted);
+    await trusted.start(fe, 1);
+    const q = trusted.queues[0]!;
+    const wake = called(q, 'rng over unsealed memory');
+    post(trusted, q, [32]);
+    await wake;
+    assert.is(q.driver.popUsed()?.len, 32);
+  } finally {
+    for (const fe of fes) fe.close();
+    for (const g of guests) g.close();
+    strict.close();
+    trusting.close();
+    cleanup();
+  }
+});
+
 test.run();

@@ -48,6 +48,7 @@ t('malformed and out-of-order messages drop the connection with a reason; fds ar
   const server = VhostUserServer.listen(path, new RngDevice(), { log: (m) => logs.push(m) });
   const ev = EventFd.create();
   const mem = Region.create('ringwire-bad-input', 65536);
+  mem.seal({ shrink: true });
   const cases: Case[] = [
     { name: 'version 2', log: /unsupported vhost-user version/, run: (fe) => fe.sendRaw(encodeMessage(R.GET_FEATURES, undefined, 0x2)) },
     { name: 'reply flag on a request', log: /has the reply flag/, run: (fe) => fe.sendRaw(encodeMessage(R.GET_FEATURES, undefined, 0x5)) },
@@ -183,6 +184,7 @@ t('seeded fuzz of the dispatch: plausible and mutated sequences give replies or 
   /** Guest RAM: zeroed (a started ring idles) or random bytes (a started ring walks garbage descriptors). */
   const memfd = (): number => {
     const r = Region.create('ringwire-fuzz', MEM);
+    r.seal({ shrink: true });
     if (rand.next() < 0.5) new Uint8Array(r.buffer).set(rand.bytes(MEM));
     return r.fd;
   };

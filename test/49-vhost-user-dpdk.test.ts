@@ -11,7 +11,8 @@
  * refuses to load plugins from a world-writable directory tree.
  *
  * Memory: `--no-huge` works for virtio_user here (EAL backs its memory with memfds it can pass in
- * SET_MEM_TABLE), so the test reserves no hugepages on a shared machine. `--no-pci` keeps DPDK
+ * SET_MEM_TABLE), so the test reserves no hugepages on a shared machine. Those memfds are not
+ * sealed, so the switch runs with allowUnsealedMemory (which trusts testpmd not to shrink them). `--no-pci` keeps DPDK
  * away from the host's own NICs.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -110,7 +111,8 @@ test('dpdk-testpmd (virtio_user) forwards frames both ways through the switch; k
   const children = new Children();
   const logs: string[] = [];
   const socks = [join(dir, 'a.sock'), join(dir, 'b.sock')];
-  const sw = VhostUserSwitch.start({ ports: socks, log: (m) => logs.push(m) });
+  // EAL's --no-huge memfds carry no seals: this front-end is trusted not to shrink its memory.
+  const sw = VhostUserSwitch.start({ ports: socks, log: (m) => logs.push(m), allowUnsealedMemory: true });
   const [a, b] = sw.ports as [typeof sw.ports[0], typeof sw.ports[0]];
   const macs = ['02:00:00:00:aa:01', '02:00:00:00:aa:02'];
   try {

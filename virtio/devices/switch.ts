@@ -19,6 +19,8 @@ export interface VhostUserSwitchOptions {
   /** ringwire channel address (a path or @name) for host ports; use listen() to have it served. */
   hostChannel?: string;
   log?: (message: string) => void;
+  /** Serve VMs whose guest memory is not sealed against shrinking (VhostUserServerOptions.allowUnsealedMemory). Default false. */
+  allowUnsealedMemory?: boolean;
 }
 
 export class VhostUserSwitch {
@@ -62,7 +64,7 @@ export class VhostUserSwitch {
     try {
       options.ports.forEach((path, i) => {
         const port = new NetPortDevice(names[i]!, l2, { log });
-        const server = VhostUserServer.listen(path, port, { log: (m) => log(`port ${port.name}: ${m}`) });
+        const server = VhostUserServer.listen(path, port, { log: (m) => log(`port ${port.name}: ${m}`), allowUnsealedMemory: options.allowUnsealedMemory === true });
         server.on('connection', () => log(`port ${port.name}: front-end connected`));
         server.on('disconnect', (why) => log(`port ${port.name}: front-end disconnected${why ? ` (${why.message})` : ''}`));
         ports.push(port);

@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events';
 import { isRingwireError, ringwireError, type RingwireError } from '../../lib/errors.js';
 import type { FdSocket } from '../../lib/unix-socket.js';
 import type { VhostUserDevice } from './device.js';
-import { closeQuietly } from './memory-table.js';
+import { closeQuietly, type MemoryTableOptions } from './memory-table.js';
 import { encodeReply, encodeReplyAck, needsReply, VhostUserParser } from './protocol.js';
 import { VhostUserBackendState } from './state.js';
 
@@ -31,11 +31,11 @@ export class VhostUserConnection extends EventEmitter {
   #closed = false;
   #reason: RingwireError | undefined;
 
-  constructor(socket: FdSocket, device: VhostUserDevice, log: (message: string) => void) {
+  constructor(socket: FdSocket, device: VhostUserDevice, log: (message: string) => void, memoryOptions: MemoryTableOptions = {}) {
     super();
     this.#socket = socket;
     this.#log = log;
-    this.state = new VhostUserBackendState(device, log);
+    this.state = new VhostUserBackendState(device, log, memoryOptions);
     socket.on('message', (data, fds) => this.#onData(data, fds));
     socket.on('error', (err) => {
       this.#reason ??= err;

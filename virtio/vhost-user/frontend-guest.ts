@@ -43,6 +43,8 @@ export interface FrontendGuestOptions {
   uvaBase?: bigint;
   /** Leave out SET_PROTOCOL_FEATURES and SET_OWNER: the session already had them (restart after RESET_DEVICE). */
   skipOwner?: boolean;
+  /** Leave guest RAM unsealed, as DPDK --no-huge does; back-ends refuse it unless allowUnsealedMemory (constructor option). */
+  unsealedMemory?: boolean;
 }
 
 export class FrontendGuest {
@@ -57,6 +59,8 @@ export class FrontendGuest {
     const size = options.memorySize ?? 4 << 20;
     this.uvaBase = options.uvaBase ?? 0x7f00_0000_0000n;
     this.region = Region.create('ringwire-test-guest', size);
+    // As QEMU's memory-backend-memfd does: back-ends refuse memory that could shrink under them.
+    if (!options.unsealedMemory) this.region.seal({ shrink: true, grow: true });
     this.memory = new GuestMemory([{ guestPhysAddr: 0, size, userspaceAddr: this.uvaBase, bytes: new Uint8Array(this.region.buffer) }]);
     this.#next = 0x1000;
   }

@@ -7,6 +7,12 @@
  * garbage-collected, so "unmapping the old table" means dropping every reference to it: the
  * queues are rebuilt over the new table at once, and the fds are closed right after mmap (the
  * mapping keeps the memory alive; an fd left open per region would keep a dead guest's RAM too).
+ *
+ * Seals: a front-end that shrinks a region's file after we mapped it makes our next access to the
+ * lost pages a SIGBUS, which kills the whole back-end process (every other port of a switch with
+ * it). So each fd must carry F_SEAL_SHRINK, checked before mapping (QEMU's memory-backend-memfd
+ * seals by default). Front-ends that pass unsealed memory (DPDK's --no-huge memfds, file-backed
+ * memory) are only served with `allowUnsealedMemory`, which trusts them not to shrink it.
  */
 import { isRingwireError, ringwireError } from '../../lib/errors.js';
 import { closeFd } from '../../lib/native.js';
@@ -16,12 +22,18 @@ import type { MemoryRegionDescription } from './payloads.js';
 
 const PAGE = 4096n;
 
+export interface MemoryTableOptions {
+  /** Map regions whose fds lack F_SEAL_SHRINK: the front-end is trusted not to shrink them (it could SIGBUS us). Default false. */
+  allowUnsealedMemory?: boolean;
+}
+
 /**
  * Maps `regions` (one fd each, same order) and returns the new guest memory. Takes ownership of
  * every fd: on success and on failure alike all of them are closed before returning. Throws
  * ERR_VHOST_PROTOCOL (drop the connection) on an unmappable or inconsistent table.
  */
-export function mapMemoryTable(regions: readonly MemoryRegionDescription[], fds: readonly number[]): GuestMemory {
+export function mapMemoryTable(regions: readonly MemoryRegionDescription[], fds: readonly number[], options: MemoryTableOptions = {}): GuestMemory {
+  const requireSeals = options.allowUnsealedMemory ? {} : { shrink: true };
   const mapped: Region[] = [];
   try {
     if (regions.length === 0) throw ringwireError('ERR_VHOST_PROTOCOL', 'SET_MEM_TABLE with no regions');
@@ -33,7 +45,7 @@ export function mapMemoryTable(regions: readonly MemoryRegionDescription[], fds:
       if (r.mmapOffset + r.memorySize > BigInt(Number.MAX_SAFE_INTEGER)) throw ringwireError('ERR_VHOST_PROTOCOL', `region ${i}: too large to map`);
       let region: Region;
       try {
-        region = Region.fromFd(fds[i]!, { writable: true, offset: Number(r.mmapOffset), size: Number(r.memorySize) });
+        region = Region.fromFd(fds[i]!, { writable: true, offset: Number(r.mmapOffset), size: Number(r.memorySize), requireSeals });
       } catch (err) {
         throw ringwireError('ERR_VHOST_PROTOCOL', `region ${i}: cannot map ${r.memorySize} bytes at offset ${r.mmapOffset} of its fd: ${(err as Error).message}`, { cause: err });
       }

@@ -12,6 +12,7 @@ import type { RingwireError } from '../../lib/errors.js';
 import { FdServer } from '../../lib/unix-socket.js';
 import { VhostUserConnection } from './connection.js';
 import type { VhostUserDevice } from './device.js';
+import type { MemoryTableOptions } from './memory-table.js';
 import { VHOST_USER_MAX_FDS } from './protocol.js';
 
 export interface VhostUserServerOptions {
@@ -19,6 +20,12 @@ export interface VhostUserServerOptions {
   log?: (message: string) => void;
   /** chmod of the socket file. */
   mode?: number;
+  /**
+   * Accept guest memory whose fds lack F_SEAL_SHRINK (DPDK virtio_user with --no-huge, file-backed
+   * memory). Off by default: such a front-end can shrink the file under our mapping and kill this
+   * whole process with SIGBUS, so turn it on only for front-ends you trust as much as the process.
+   */
+  allowUnsealedMemory?: boolean;
 }
 
 export interface VhostUserServer {
@@ -35,7 +42,7 @@ export class VhostUserServer extends EventEmitter {
   readonly #log: (message: string) => void;
   #active: VhostUserConnection | undefined;
 
-  private constructor(path: string, device: VhostUserDevice, server: FdServer, log: (message: string) => void) {
+  private constructor(path: string, device: VhostUserDevice, server: FdServer, log: (message: string) => void, memoryOptions: MemoryTableOptions) {
     super();
     this.path = path;
     this.device = device;
@@ -47,7 +54,7 @@ export class VhostUserServer extends EventEmitter {
         sock.close();
         return;
       }
-      const conn = new VhostUserConnection(sock, device, (m) => this.#log(`${path}: ${m}`));
+      const conn = new VhostUserConnection(sock, device, (m) => this.#log(`${path}: ${m}`), memoryOptions);
       this.#active = conn;
       conn.once('close', (reason) => {
         if (this.#active === conn) this.#active = undefined;
@@ -64,7 +71,7 @@ export class VhostUserServer extends EventEmitter {
     const log = options.log ?? ((m: string) => console.error(`ringwire vhost-user: ${m}`));
     // 64 KiB chunks hold any legal message; 8 fds is the protocol's limit, more is MSG_CTRUNC.
     const server = FdServer.listen(path, { type: 'stream', maxFds: VHOST_USER_MAX_FDS, ...(options.mode === undefined ? {} : { mode: options.mode }) });
-    return new VhostUserServer(path, device, server, log);
+    return new VhostUserServer(path, device, server, log, { allowUnsealedMemory: options.allowUnsealedMemory === true });
   }
 
   /** The connected front-end, if any. */

@@ -13,7 +13,7 @@ import { ringwireError } from '../../lib/errors.js';
 import type { GuestMemory } from '../memory.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from '../split-layout.js';
 import type { VhostUserDevice } from './device.js';
-import { closeQuietly, mapMemoryTable } from './memory-table.js';
+import { closeQuietly, mapMemoryTable, type MemoryTableOptions } from './memory-table.js';
 import {
   ConfigPayload, MemoryTablePayload, U64Payload, VHOST_VRING_F_LOG, VringAddressPayload, VringFdPayload, VringStatePayload,
 } from './payloads.js';
@@ -55,9 +55,11 @@ export class VhostUserBackendState {
   #owner = false;
   #features = 0n;
   #protocolFeatures = 0n;
+  readonly #memoryOptions: MemoryTableOptions;
 
-  constructor(device: VhostUserDevice, log: (message: string) => void) {
+  constructor(device: VhostUserDevice, log: (message: string) => void, memoryOptions: MemoryTableOptions = {}) {
     this.device = device;
+    this.#memoryOptions = memoryOptions;
     if (!Number.isInteger(device.numQueues) || device.numQueues < 1 || device.numQueues > 256) {
       throw ringwireError('ERR_OUT_OF_RANGE', `numQueues must be 1..256 (the vring index is 8 bits), got ${device.numQueues}`);
     }
@@ -200,7 +202,7 @@ export class VhostUserBackendState {
       for (const fd of msg.fds) closeQuietly(fd);
       throw ringwireError('ERR_VHOST_PROTOCOL', `SET_MEM_TABLE: ${bad}`);
     }
-    const memory = mapMemoryTable(t.regions(), msg.fds);
+    const memory = mapMemoryTable(t.regions(), msg.fds, this.#memoryOptions);
     // The old table goes away now: running queues stop here and handle() restarts them over the
     // new one from the avail index they had reached.
     for (const v of this.vrings) v.stop();

@@ -19,6 +19,8 @@ const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]!);
 const expected: RegExp[][] = [
   [/^7 hello, ring$/m, /^record 0 1$/m],
   [/^doubled \[ 2, 4, 6 \]$/m, /messages: 2/],
+  [/^peer is this process$/m, /^message fire and forget$/m, /^reply HELLO$/m, /^2 messages sent$/m],
+  [/^hi \/over-ringwire$/m],
 ];
 
 function run(file: string): Promise<{ code: number; out: string }> {

@@ -66,10 +66,10 @@ const ITERATOR_HIGH_WATER = 64;
 const UNHANDLED_LIMIT = 1024;
 
 export interface Channel {
-  on(event: 'message', listener: (data: Buffer) => void): this;
+  on(event: 'message', listener: (data: Uint8Array) => void): this;
   on(event: 'end', listener: () => void): this;
   on(event: 'close', listener: (err?: RingwireError) => void): this;
-  once(event: 'message', listener: (data: Buffer) => void): this;
+  once(event: 'message', listener: (data: Uint8Array) => void): this;
   once(event: 'end', listener: () => void): this;
   once(event: 'close', listener: (err?: RingwireError) => void): this;
 }
@@ -450,8 +450,7 @@ export class Channel extends EventEmitter {
     switch (kind) {
       case Kind.Data:
         if (this.#iterators === 0 && this.#unclaimed.length === 0 && this.listenerCount('message') > 0) {
-          // A Buffer view (no copy) of the record in the ring, valid only inside the listener.
-          this.emit('message', Buffer.from(data.buffer, data.byteOffset + offset, length));
+          this.emit('message', data.subarray(offset, offset + length));
           return;
         }
         // Nobody reads yet, or the iterator is behind: keep a copy, and stop draining once the

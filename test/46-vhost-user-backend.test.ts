@@ -423,4 +423,64 @@ t('guest memory without F_SEAL_SHRINK is refused before it is mapped; allowUnsea
   }
 });
 
+t('a guest that re-posts every buffer as soon as it is used cannot hold the event loop: one ring per turn, then the next turn', async () => {
+  const { dir, cleanup } = makeTempDir();
+  const QUEUE = 64;
+  const ALLOWANCE = 400 * QUEUE; // far more chains than the loop serves in a few milliseconds
+  let q: GuestQueue | undefined;
+  let guest: FrontendGuest | undefined;
+  const buffers = new Map<number, { addr: number; len: number }>();
+  let reposted = 0;
+  let timerFired = false;
+  let largestRun = 0;
+  class MeasuredRng extends RngDevice {
+    override handleQueue(vring: Parameters<RngDevice['handleQueue']>[0]): void {
+      const before = this.requests;
+      super.handleQueue(vring);
+      largestRun = Math.max(largestRun, this.requests - before);
+    }
+  }
+  // The hostile driver runs inside the device's fill(): every used chain goes straight back.
+  const device = new MeasuredRng({
+    fill: (b) => {
+      b.fill(0x5a);
+      if (timerFired || !q) return;
+      for (let u = q.driver.popUsed(); u && reposted < ALLOWANCE; u = q.driver.popUsed()) {
+        const buf = buffers.get(u.id)!;
+        buffers.delete(u.id);
+        buffers.set(q.driver.add([], [buf])!, buf);
+        reposted++;
+      }
+      q.driver.publish();
+    },
+  });
+  const logs: string[] = [];
+  const server = VhostUserServer.listen(join(dir, 'rng.sock'), device, { log: (m) => logs.push(m) });
+  const fe = await VhostUserFrontend.connect(server.path);
+  try {
+    guest = new FrontendGuest();
+    await guest.start(fe, 1, { queueSize: QUEUE });
+    const gq = guest.queues[0]!;
+    for (let i = 0; i < QUEUE; i++) {
+      const buf = { addr: guest.alloc(16), len: 16 };
+      buffers.set(gq.driver.add([], [buf])!, buf);
+    }
+    setTimeout(() => (timerFired = true), 1);
+    q = gq;
+    if (gq.driver.publish()) gq.kick.signal();
+    await withTimeout('the device to serve every posted chain', 20_000, async () => {
+      while (device.requests < QUEUE + reposted || !timerFired) await new Promise((r) => setImmediate(r));
+    });
+    assert.ok(largestRun <= QUEUE, `one handleQueue() served ${largestRun} chains; a ring holds ${QUEUE}`);
+    assert.ok(reposted < ALLOWANCE, `a 1 ms timer only fired after the guest had re-posted all ${reposted} chains`);
+    assert.is(device.requests, QUEUE + reposted);
+    assert.not.match(logs.join('\n'), /broken/);
+  } finally {
+    fe.close();
+    guest?.close();
+    server.close();
+    cleanup();
+  }
+});
+
 test.run();

@@ -23,6 +23,12 @@ export interface VringHandle {
   readonly queue: SplitQueueDevice;
   /** Signals the call eventfd if the driver asked to be told about the used buffers pushed since the last call. */
   notify(): void;
+  /**
+   * Asks for handleQueue() again on a later turn of the event loop (setImmediate), unless the queue
+   * stops first. A handler that leaves chains for later calls this instead of looping, so other
+   * ports, vhost-user messages and timers run in between.
+   */
+  runAgain(): void;
 }
 
 export abstract class VhostUserDevice {
@@ -67,20 +73,33 @@ export abstract class VhostUserDevice {
 }
 
 /**
- * Runs `each` for every available chain (it returns the bytes it wrote), then re-enables kicks and goes round again if buffers
- * arrived meanwhile (2.7.10: the re-check closes the race with a driver that looked at our
- * avail_event before we published it). Signals the driver once per batch.
+ * Runs `each` for the available chains (it returns the bytes it wrote), then re-enables kicks and
+ * goes round again if buffers arrived meanwhile (2.7.10: the re-check closes the race with a driver
+ * that looked at our avail_event before we published it). Signals the driver once per batch.
+ *
+ * At most `budget` chains per call (default one ring's worth): a guest that re-posts each buffer as
+ * soon as it is used would otherwise keep this loop, and with it the whole event loop, for as long
+ * as it likes. With the budget spent it leaves kicks disabled (it is coming back anyway) and asks
+ * for another run with vring.runAgain().
  */
-export function drainQueue(vring: VringHandle, each: (chain: DescriptorChain) => number): void {
+export function drainQueue(vring: VringHandle, each: (chain: DescriptorChain) => number, budget: number = vring.queue.size): void {
   const q = vring.queue;
+  let left = budget;
   for (;;) {
     q.disableKickNotifications();
     let n = 0;
-    for (let chain = q.pop(); chain; chain = q.pop()) {
+    while (n < left) {
+      const chain = q.pop();
+      if (!chain) break;
       q.pushUsed(chain.head, each(chain));
       n++;
     }
+    left -= n;
     if (n > 0) vring.notify();
+    if (left <= 0) {
+      vring.runAgain();
+      return;
+    }
     if (!q.enableKickNotifications()) return;
   }
 }

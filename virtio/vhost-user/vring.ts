@@ -37,6 +37,8 @@ export class Vring {
   #call: EventFd | undefined;
   #err: EventFd | undefined;
   #queue: SplitQueueDevice | undefined;
+  /** A handleQueue() run the device asked for (runAgain), pending on the event loop. */
+  #again: NodeJS.Immediate | undefined;
   readonly #device: VhostUserDevice;
   readonly #log: (message: string) => void;
 
@@ -113,7 +115,7 @@ export class Vring {
       return false;
     }
     const queue = this.#queue;
-    const handle: VringHandle = { index: this.index, queue, notify: () => this.#notify(queue) };
+    const handle: VringHandle = { index: this.index, queue, notify: () => this.#notify(queue), runAgain: () => this.#runLater(handle) };
     this.#kick.onReadable(() => {
       this.#kick?.drain();
       this.#run(handle);
@@ -129,6 +131,8 @@ export class Vring {
     const q = this.#queue;
     if (!q) return;
     this.#queue = undefined;
+    clearImmediate(this.#again);
+    this.#again = undefined;
     this.#kick?.offReadable();
     if (!q.broken) this.base = q.lastAvailIndex;
     this.#device.queueStopped(this.index);
@@ -159,6 +163,14 @@ export class Vring {
     } catch (err) {
       this.#markBroken((err as Error).message);
     }
+  }
+
+  #runLater(handle: VringHandle): void {
+    if (this.#again || this.#queue !== handle.queue) return;
+    this.#again = setImmediate(() => {
+      this.#again = undefined;
+      this.#run(handle);
+    });
   }
 
   #notify(queue: SplitQueueDevice): void {

@@ -3,6 +3,7 @@
  * drivers (receive and transmit queues over memfd guest memory, real sockets, real eventfds), and a
  * host process joins over the seqpacket host port. Learning, flooding, port loss and rejoining.
  */
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -12,7 +13,7 @@ import { L2Switch, type SwitchPort } from '../virtio/devices/l2-switch.js';
 import { VhostUserSwitch } from '../virtio/devices/switch.js';
 import { FrontendGuest, type GuestQueue } from '../virtio/vhost-user/frontend-guest.js';
 import { VhostUserFrontend } from '../virtio/vhost-user/frontend.js';
-import { makeTempDir, prng, testSeed, withTimeout } from './helpers.js';
+import { Children, makeTempDir, prng, requireOrSkip, testSeed, withTimeout } from './helpers.js';
 
 const seed = testSeed();
 
@@ -248,6 +249,80 @@ t('a host process on a ringwire channel port exchanges frames with a guest; its 
     await sw.close();
     cleanup();
   }
+});
+
+/** Polls a condition the switch reaches on its own event-loop turns. */
+async function until(what: string, cond: () => boolean): Promise<void> {
+  await withTimeout(what, 5000, async () => {
+    while (!cond()) await new Promise((r) => setTimeout(r, 5));
+  });
+}
+
+t('a host port whose client stopped reading (EPIPE) drops the frame and leaves; the sender and the other ports carry on', async () => {
+  // FdSocket cannot shutdown(SHUT_RD); python3 can, and keeps the connection open meanwhile.
+  if (!requireOrSkip('python3', spawnSync('python3', ['--version']).status === 0)) return;
+  const { dir, cleanup } = makeTempDir();
+  const children = new Children();
+  const logs: string[] = [];
+  const hostSock = join(dir, 'host.sock');
+  const sw = VhostUserSwitch.start({ ports: [join(dir, 'a.sock')], hostSocket: hostSock, log: (m) => logs.push(m) });
+  let a: NetGuest | undefined;
+  const deaf = async (): Promise<void> => {
+    const py = children.add(spawn('python3', ['-c', [
+      'import socket, sys, time',
+      's = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)',
+      `s.connect(${JSON.stringify(hostSock)})`,
+      's.shutdown(socket.SHUT_RD)',
+      "print('shut', flush=True)",
+      'time.sleep(60)',
+    ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    await withTimeout('the deaf client to connect', 10_000, () => new Promise((r) => py.stdout!.once('data', r)));
+  };
+  try {
+    a = await NetGuest.connect(join(dir, 'a.sock'));
+    const host = await hostPort(hostSock);
+    await until('a and the host port attached', () => sw.l2.ports.length === 2);
+    // A host client's frame floods to the deaf port: the error must not escape its 'message' listener.
+    await deaf();
+    await until('the deaf port attached', () => sw.l2.ports.length === 3);
+    host.sock.send(frame(BROADCAST, mac(9), Uint8Array.of(1)));
+    await a.waitFor(1, 'a gets the host broadcast');
+    await until('the deaf port leaves', () => sw.l2.ports.length === 2);
+    // A VM's frame floods to another deaf port: that must not break the VM's transmit ring.
+    await deaf();
+    await until('the second deaf port attached', () => sw.l2.ports.length === 3);
+    a.send(frame(BROADCAST, mac(1), Uint8Array.of(2)));
+    await host.waitFor(1);
+    assert.equal(host.received[0], frame(BROADCAST, mac(1), Uint8Array.of(2)));
+    await until('the second deaf port leaves', () => sw.l2.ports.length === 2);
+    a.send(frame(mac(9), mac(1), Uint8Array.of(3)));
+    await host.waitFor(2);
+    assert.is(sw.l2.stats.deliverErrors, 0, 'the host port handles its own failure');
+    const log = logs.join('\n');
+    assert.not.match(log, /broken/);
+    assert.is(log.match(/port host\d: closing: .*peer/g)?.length, 2, log);
+    host.sock.close();
+  } finally {
+    a?.close();
+    await children.killAll();
+    await sw.close();
+    cleanup();
+  }
+});
+
+t('L2Switch: a port whose deliver() throws loses that frame only; the sender and the other ports are unaffected', () => {
+  const logs: string[] = [];
+  const sw = new L2Switch({ log: (m) => logs.push(m) });
+  const got: Uint8Array[] = [];
+  const from: SwitchPort = { name: 'from', deliver: () => {} };
+  const bad: SwitchPort = { name: 'bad', deliver: () => { throw new Error('EPIPE'); } };
+  const good: SwitchPort = { name: 'good', deliver: (f) => got.push(f.slice()), flush: () => { throw new Error('flush'); } };
+  for (const p of [from, bad, good]) sw.attach(p);
+  sw.forward(from, frame(BROADCAST, mac(1), Uint8Array.of(1)));
+  sw.commit();
+  assert.is(got.length, 1, 'the port after the failing one still gets the flood');
+  assert.is(sw.stats.deliverErrors, 2);
+  assert.match(logs.join('\n'), /port bad: delivery failed: EPIPE/);
 });
 
 test.run();

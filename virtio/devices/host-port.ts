@@ -6,10 +6,11 @@
  *
  * Sending to a slow host process never blocks the switch: when the channel's ring is full (or,
  * on a socket, past `maxQueuedBytes` of unsent frames) the port drops, like a switch port with a
- * full egress queue.
+ * full egress queue. A port whose peer is gone (EPIPE, a closed channel) drops the frame and
+ * closes: the error belongs to that port, never to the sender whose frame was being switched.
  */
 import { createServer, type Channel, type ChannelServer } from '../../lib/channel/index.js';
-import { ringwireError } from '../../lib/errors.js';
+import { ringwireError, type RingwireError } from '../../lib/errors.js';
 import { FdServer, FdSocket } from '../../lib/unix-socket.js';
 import { closeQuietly } from '../vhost-user/memory-table.js';
 import type { L2Switch, SwitchPort } from './l2-switch.js';
@@ -20,15 +21,25 @@ export const DEFAULT_HOST_PORT_QUEUE_BYTES = 4 << 20;
 class HostPort implements SwitchPort {
   readonly name: string;
   dropped = 0;
-  constructor(name: string, readonly socket: FdSocket, readonly maxQueuedBytes: number) {
+  constructor(name: string, readonly socket: FdSocket, readonly maxQueuedBytes: number, readonly log: (message: string) => void) {
     this.name = name;
   }
+  #failed = false;
   deliver(frame: Uint8Array): void {
-    if (this.socket.writableLength > this.maxQueuedBytes) {
+    // Until the socket's 'close' detaches the port (next tick), frames to a failed port just drop.
+    if (this.#failed || this.socket.writableLength > this.maxQueuedBytes) {
       this.dropped++;
       return;
     }
-    this.socket.send(frame);
+    try {
+      this.socket.send(frame);
+    } catch (err) {
+      // ERR_PEER_GONE: EPIPE, the client shut its read side or died before we saw its EOF.
+      this.#failed = true;
+      this.dropped++;
+      this.log(`port ${this.name}: closing: ${(err as Error).message}`);
+      this.socket.close();
+    }
   }
 }
 
@@ -44,7 +55,7 @@ export class HostPortServer {
     this.#server = FdServer.listen(path, { type: 'seqpacket', maxMessageSize: MAX_FRAME, maxFds: 1 });
     this.#server.on('error', (err) => log(`host port listener: ${err.message}`));
     this.#server.on('connection', (sock) => {
-      const port = new HostPort(`host${this.#count++}`, sock, maxQueued);
+      const port = new HostPort(`host${this.#count++}`, sock, maxQueued, log);
       this.#ports.add(port);
       sw.attach(port);
       sock.on('message', (frame, fds) => {
@@ -70,8 +81,14 @@ class ChannelPort implements SwitchPort {
   dropped = 0;
   constructor(readonly name: string, readonly channel: Channel) {}
   deliver(frame: Uint8Array): void {
-    // trySend copies into the ring now or not at all: a full ring is a dropped frame, never a wait.
-    if (frame.byteLength > this.channel.maxMessageSize || !this.channel.trySend(frame)) this.dropped++;
+    try {
+      // trySend copies into the ring now or not at all: a full ring is a dropped frame, never a wait.
+      if (frame.byteLength > this.channel.maxMessageSize || !this.channel.trySend(frame)) this.dropped++;
+    } catch (err) {
+      // A channel that ended or broke: its 'close' (logged there) detaches the port.
+      this.dropped++;
+      this.channel.destroy(err as RingwireError);
+    }
   }
 }
 

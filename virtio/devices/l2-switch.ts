@@ -5,7 +5,8 @@
  * a port that leaves takes its entries with it, so a VM that restarts on another port is found again.
  *
  * Frames are borrowed: deliver() must copy what it keeps before returning (a frame usually sits in
- * the sending guest's memory or a scratch buffer).
+ * the sending guest's memory or a scratch buffer). A deliver() that throws costs that port the
+ * frame and nothing else: the error is counted and logged, never passed to the sender.
  *
  * Concurrency contract: one event loop; forward() is synchronous and re-entrancy free.
  */
@@ -24,6 +25,8 @@ export interface L2SwitchStats {
   flooded: number;
   /** Frames too short to carry an Ethernet header, or addressed back to the port they came from. */
   dropped: number;
+  /** Deliveries a port's deliver() failed with an error (the frame is lost for that port only). */
+  deliverErrors: number;
   macs: number;
 }
 
@@ -43,6 +46,7 @@ export class L2Switch {
   #forwarded = 0;
   #flooded = 0;
   #dropped = 0;
+  #deliverErrors = 0;
 
   constructor(options: { ageingMs?: number; log?: (message: string) => void } = {}) {
     this.#ageingMs = options.ageingMs ?? DEFAULT_AGEING_MS;
@@ -55,7 +59,7 @@ export class L2Switch {
   }
 
   get stats(): L2SwitchStats {
-    return { forwarded: this.#forwarded, flooded: this.#flooded, dropped: this.#dropped, macs: this.#table.size };
+    return { forwarded: this.#forwarded, flooded: this.#flooded, dropped: this.#dropped, deliverErrors: this.#deliverErrors, macs: this.#table.size };
   }
 
   attach(port: SwitchPort): void {
@@ -104,22 +108,37 @@ export class L2Switch {
           return;
         }
         this.#forwarded++;
-        e.port.deliver(frame);
-        this.#touched.add(e.port);
+        this.#deliver(e.port, frame);
         return;
       }
     }
     this.#flooded++;
     for (const p of this.#ports) {
       if (p === from) continue;
-      p.deliver(frame);
-      this.#touched.add(p);
+      this.#deliver(p, frame);
     }
+  }
+
+  #deliver(port: SwitchPort, frame: Uint8Array): void {
+    try {
+      port.deliver(frame);
+    } catch (err) {
+      this.#deliverErrors++;
+      this.#log(`port ${port.name}: delivery failed: ${(err as Error).message}`);
+    }
+    this.#touched.add(port);
   }
 
   /** Lets every port that received frames since the last commit signal its peer once. */
   commit(): void {
-    for (const p of this.#touched) p.flush?.();
+    for (const p of this.#touched) {
+      try {
+        p.flush?.();
+      } catch (err) {
+        this.#deliverErrors++;
+        this.#log(`port ${p.name}: flush failed: ${(err as Error).message}`);
+      }
+    }
     this.#touched.clear();
   }
 }

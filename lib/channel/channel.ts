@@ -64,6 +64,14 @@ const DRAIN_BUDGET = 256;
 const ITERATOR_HIGH_WATER = 64;
 /** Requests held while no handler is set; beyond this they are answered with an error. */
 const UNHANDLED_LIMIT = 1024;
+/**
+ * Responses waiting for ring space, in bytes, beyond which the channel stops reading requests
+ * (the larger of this and the outbound ring's message size): a peer that sends requests but never
+ * reads the answers then meets back-pressure instead of growing our memory.
+ */
+const RESPONSE_QUEUE_HIGH_WATER = 1 << 20;
+/** Async handlers running at once; beyond this the channel stops reading until one settles. */
+const MAX_HANDLERS_IN_FLIGHT = 64;
 
 export interface Channel {
   on(event: 'message', listener: (data: Uint8Array) => void): this;
@@ -96,6 +104,10 @@ export class Channel extends EventEmitter {
   #peerEnded = false;
   #closed = false;
   #paused = false;
+  /** Reading stopped by the channel itself (responses pile up), independent of pause(). */
+  #throttled = false;
+  #queuedResponseBytes = 0;
+  #responseHighWater: number;
   #resume: (() => void) | undefined;
   #pumpAbort = new AbortController();
   #inFlightHandlers = 0;
@@ -126,6 +138,7 @@ export class Channel extends EventEmitter {
     this.#spin = opts.spin ?? (this.#busy ? DEFAULT_BUSY_SPIN : 0);
     this.#allowHalfOpen = opts.allowHalfOpen ?? false;
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? 5000;
+    this.#responseHighWater = Math.max(RESPONSE_QUEUE_HIGH_WATER, link.producer.maxMessageSize);
     this.#sendQueue = new SendQueue(link.producer, this.#pumpAbort.signal, {
       written: (kind) => { if (kind === Kind.End) this.#endSent = true; },
       idle: () => { if (this.#endSent) this.#maybeFinish(); },
@@ -258,7 +271,24 @@ export class Channel extends EventEmitter {
       if (kind === Kind.End) this.#endSent = true;
       return;
     }
-    this.#sendQueue.push(kind, id, data, {}).catch(() => {});
+    if (kind === Kind.End) {
+      this.#sendQueue.push(kind, id, data, {}).catch(() => {});
+      return;
+    }
+    this.#queuedResponseBytes += data.length;
+    this.#updateThrottle();
+    this.#sendQueue.push(kind, id, data, {}).catch(() => {}).finally(() => {
+      this.#queuedResponseBytes -= data.length;
+      this.#updateThrottle();
+    });
+  }
+
+  /** Stops reading requests while answers cannot leave (queued bytes or handlers over their bounds); restarts once they can. */
+  #updateThrottle(): void {
+    const over = this.#queuedResponseBytes > this.#responseHighWater || this.#inFlightHandlers >= MAX_HANDLERS_IN_FLIGHT;
+    if (over === this.#throttled) return;
+    this.#throttled = over;
+    if (!over) this.#restartReading();
   }
 
   // ---- requests ----
@@ -303,14 +333,14 @@ export class Channel extends EventEmitter {
     const deadline = performance.now() + this.#responseSpinMs;
     wake.setWaiting(false);
     try {
-      while (this.#requests.pending(id) && !this.#closed && !this.#paused) {
+      while (this.#requests.pending(id) && !this.#closed && !this.#halted()) {
         if (c.available()) this.#drain();
         else if (performance.now() > deadline) break;
       }
     } catch (err) {
       if (!this.#closed) this.destroy(err as RingwireError);
     }
-    if (this.#closed || this.#paused) return;
+    if (this.#closed || this.#halted()) return;
     wake.setWaiting(true);
     if (c.available()) queueMicrotask(() => this.#onWake());
   }
@@ -344,6 +374,7 @@ export class Channel extends EventEmitter {
       return;
     }
     this.#inFlightHandlers++;
+    this.#updateThrottle();
     Promise.resolve(result).then(
       (value) => {
         if (value instanceof Uint8Array) this.#sendInternal(Kind.Response, id, value);
@@ -352,6 +383,7 @@ export class Channel extends EventEmitter {
       (err) => this.#sendInternal(Kind.ErrorResponse, id, Buffer.from(String((err as Error)?.message ?? err))),
     ).finally(() => {
       this.#inFlightHandlers--;
+      this.#updateThrottle();
       this.#maybeFinish();
     });
   }
@@ -367,15 +399,25 @@ export class Channel extends EventEmitter {
   resume(): this {
     if (!this.#paused) return this;
     this.#paused = false;
-    const r = this.#resume;
-    this.#resume = undefined;
-    r?.();
-    if (this.#link.wake && !this.#busy && !this.#closed) queueMicrotask(() => this.#paused || this.#closed || this.#onWake());
+    this.#restartReading();
     return this;
   }
 
   get isPaused(): boolean {
     return this.#paused;
+  }
+
+  /** True while the inbound ring must not be drained: paused by the user or throttled by the channel. */
+  #halted(): boolean {
+    return this.#paused || this.#throttled;
+  }
+
+  #restartReading(): void {
+    if (this.#halted() && !this.#closed) return;
+    const r = this.#resume;
+    this.#resume = undefined;
+    r?.();
+    if (this.#link.wake && !this.#busy && !this.#closed) queueMicrotask(() => this.#halted() || this.#closed || this.#onWake());
   }
 
   /** Doorbell mode over an eventfd: runs on each ring, drains, then re-arms the waiting flag. */
@@ -387,7 +429,7 @@ export class Channel extends EventEmitter {
       for (;;) {
         wake.setWaiting(false);
         this.#drain();
-        if (this.#closed || this.#paused) return;
+        if (this.#closed || this.#halted()) return;
         for (let i = 0; i < this.#spin; i++) if (c.available()) break;
         // Publish the flag, then look once more: a commit that raced with us either shows up in
         // this re-check or sees the flag and rings (the same pairing as lib/wait.ts).
@@ -410,12 +452,12 @@ export class Channel extends EventEmitter {
     const signal = this.#pumpAbort.signal;
     try {
       while (!this.#closed) {
-        if (this.#paused) {
+        if (this.#halted()) {
           await new Promise<void>((r) => { this.#resume = r; });
           continue;
         }
         this.#drain();
-        if (this.#closed || this.#paused) continue;
+        if (this.#closed || this.#halted()) continue;
         if (this.#busy) {
           let found = false;
           for (let i = 0; i < this.#spin && !found; i++) found = c.available();
@@ -434,7 +476,7 @@ export class Channel extends EventEmitter {
     const c = this.#link.consumer;
     let n = 0;
     try {
-      while (n < DRAIN_BUDGET && !this.#paused && !this.#closed && c.read() >= 0) {
+      while (n < DRAIN_BUDGET && !this.#halted() && !this.#closed && c.read() >= 0) {
         n++;
         this.#dispatch(c.data, c.offset, c.length, c.type);
       }
@@ -580,7 +622,7 @@ export class Channel extends EventEmitter {
     this.#requests.failAll(err?.code === 'ERR_PEER_GONE' ? err : ringwireError('ERR_PEER_GONE', `channel closed before the response arrived (${reason})`));
     this.#sendQueue.failAll(failure);
     this.#link.close(code, reason);
-    this.resume();
+    this.#restartReading();
     this.#wakeIterator?.();
     process.nextTick(() => {
       this.emit('close', err);

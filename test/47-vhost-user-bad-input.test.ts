@@ -16,7 +16,7 @@ import { RngDevice } from '../virtio/devices/rng.js';
 import { FrontendGuest } from '../virtio/vhost-user/frontend-guest.js';
 import { VhostUserFrontend } from '../virtio/vhost-user/frontend.js';
 import { MemoryTablePayload, U64Payload, VringAddressPayload, VringFdPayload, VringStatePayload } from '../virtio/vhost-user/payloads.js';
-import { encodeMessage, VhostUserRequest as R } from '../virtio/vhost-user/protocol.js';
+import { encodeMessage, VHOST_USER_MAX_FDS, VhostUserParser, VhostUserRequest as R } from '../virtio/vhost-user/protocol.js';
 import { VhostUserServer } from '../virtio/vhost-user/server.js';
 import { VhostUserBackendState } from '../virtio/vhost-user/state.js';
 import { makeTempDir, prng, testSeed, withTimeout } from './helpers.js';
@@ -247,6 +247,68 @@ t('seeded fuzz of the dispatch: plausible and mutated sequences give replies or 
   console.log(`  ${answered} accepted (${started} with the ring started, ${running} still running), ${refused} refused`);
   assert.ok(answered > 500 && refused > 100 && started > 50 && running > 20, "the fuzz reaches every outcome");
   assert.is(openFds(), before, 'every fd handed to the state layer was kept or closed');
+});
+
+t('the parser refuses more than 8 fds for a message still being assembled, without waiting for its end', () => {
+  const msg = encodeMessage(R.GET_FEATURES, new Uint8Array(4096));
+  const eight = Array.from({ length: VHOST_USER_MAX_FDS }, (_, i) => 100 + i);
+  const p = new VhostUserParser();
+  p.push(msg.subarray(0, 12));
+  p.push(msg.subarray(12, 13), eight);
+  assert.is(p.next(), null);
+  try {
+    p.push(msg.subarray(13, 14), eight.map((fd) => fd + 100));
+    assert.unreachable('accepted 16 fds for one message');
+  } catch (err) {
+    assert.ok(isRingwireError(err, 'ERR_VHOST_PROTOCOL'), String(err));
+    assert.match(err.message, /16 fds before it was complete/);
+  }
+  assert.is(p.takeFds().length, 16, 'every fd stays reachable for the caller to close');
+  // Eight fds each for two messages pushed back to back is legal, next() or not in between.
+  const legal = new VhostUserParser();
+  const one = encodeMessage(R.SET_OWNER, new Uint8Array(4));
+  legal.push(one, eight);
+  legal.push(one.subarray(0, 13), eight);
+  assert.is(legal.next()?.fds.length, VHOST_USER_MAX_FDS);
+  legal.push(one.subarray(13));
+  assert.is(legal.next()?.fds.length, VHOST_USER_MAX_FDS);
+});
+
+t('a front-end trickling one unfinished message a byte at a time, 8 fds per byte, is dropped at once and its fds closed', async () => {
+  const { dir, cleanup } = makeTempDir();
+  const logs: string[] = [];
+  const server = VhostUserServer.listen(join(dir, 'rng.sock'), new RngDevice(), { log: (m) => logs.push(m) });
+  const ev = EventFd.create();
+  const before = openFds();
+  let fe: VhostUserFrontend | undefined;
+  try {
+    fe = await VhostUserFrontend.connect(server.path);
+    const msg = encodeMessage(R.GET_FEATURES, new Uint8Array(4096));
+    fe.sendRaw(msg.subarray(0, 12));
+    let chunks = 0;
+    for (; chunks < 64 && !fe.closed; chunks++) {
+      try {
+        fe.sendRaw(msg.subarray(12 + chunks, 13 + chunks), Array(VHOST_USER_MAX_FDS).fill(ev.fd));
+      } catch (err) {
+        assert.ok(isRingwireError(err, 'ERR_PEER_GONE'), String(err));
+        break;
+      }
+      // Let the back-end read each chunk, as a patient attacker would.
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await dropped(fe, 'the hoarding front-end to be dropped');
+    assert.ok(chunks <= 4, `the back-end read ${chunks} chunks of fds before dropping the front-end`);
+    assert.match(logs.join('\n'), /fds before it was complete/);
+    fe.close();
+    await withTimeout('the hoarded fds to be closed', 5000, async () => {
+      while (openFds() > before) await new Promise((r) => setTimeout(r, 5));
+    });
+  } finally {
+    fe?.close();
+    ev.close();
+    server.close();
+    cleanup();
+  }
 });
 
 test.run();

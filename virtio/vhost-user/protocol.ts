@@ -159,8 +159,9 @@ export interface VhostUserParserOptions {
  * start of the next one.)
  *
  * Contract: single-threaded; push() what each recvmsg returned, then call next() until it returns
- * null. A malformed stream makes next() throw ERR_VHOST_PROTOCOL (retryable: reconnect) and keeps
- * throwing it; the caller then drops the connection and closes the fds from takeFds().
+ * null. A malformed stream makes next() (or push(), for fds past the limit) throw
+ * ERR_VHOST_PROTOCOL (retryable: reconnect) and keeps throwing it; the caller then drops the
+ * connection and closes the fds from takeFds().
  */
 export class VhostUserParser {
   readonly #maxPayload: number;
@@ -203,6 +204,7 @@ export class VhostUserParser {
     this.#reserve(chunk.byteLength);
     this.#buf.set(chunk, this.#end);
     this.#end += chunk.byteLength;
+    if (fds.length > 0) this.#checkPendingFds();
   }
 
   /** The next whole message, or null until more bytes arrive. Throws ERR_VHOST_PROTOCOL on malformed input. */
@@ -234,6 +236,24 @@ export class VhostUserParser {
     const fds = this.#marks.flatMap((m) => m.fds);
     this.#marks = [];
     return fds;
+  }
+
+  /**
+   * Fails once the message being assembled (the first one buffered) holds more fds than one message
+   * may carry. Checking only when it completes would let a front-end trickle a long payload a byte
+   * per sendmsg, each byte with 8 fds, and make us hold fds until the process runs out.
+   */
+  #checkPendingFds(): void {
+    const header = this.bufferedBytes >= VHOST_USER_HEADER_SIZE ? decodeHeader(this.#buf, this.#start) : undefined;
+    const endPos = header ? this.#consumed + VHOST_USER_HEADER_SIZE + header.size : Infinity;
+    let pending = 0;
+    for (const m of this.#marks) {
+      if (m.lastByte >= endPos) break;
+      pending += m.fds.length;
+    }
+    if (pending > VHOST_USER_MAX_FDS) {
+      this.#fail(`${header ? `request ${header.request}` : 'a message'} came with ${pending} fds before it was complete, at most ${VHOST_USER_MAX_FDS} allowed`);
+    }
   }
 
   #checkHeader(h: VhostUserHeader): string | null {

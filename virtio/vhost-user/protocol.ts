@@ -159,9 +159,9 @@ export interface VhostUserParserOptions {
  * start of the next one.)
  *
  * Contract: single-threaded; push() what each recvmsg returned, then call next() until it returns
- * null. A malformed stream makes next() (or push(), for fds past the limit) throw
- * ERR_VHOST_PROTOCOL (retryable: reconnect) and keeps throwing it; the caller then drops the
- * connection and closes the fds from takeFds().
+ * null. A malformed stream makes next() throw ERR_VHOST_PROTOCOL (retryable: reconnect) and keeps
+ * throwing it; the caller then drops the connection and closes the fds from takeFds(). Too many
+ * fds for one message fail the stream in push() already (`failed` is set; next() throws).
  */
 export class VhostUserParser {
   readonly #maxPayload: number;
@@ -239,9 +239,10 @@ export class VhostUserParser {
   }
 
   /**
-   * Fails once the message being assembled (the first one buffered) holds more fds than one message
-   * may carry. Checking only when it completes would let a front-end trickle a long payload a byte
-   * per sendmsg, each byte with 8 fds, and make us hold fds until the process runs out.
+   * Fails the stream once the message being assembled (the first one buffered) holds more fds than
+   * one message may carry. Checking only when it completes would let a front-end trickle a long
+   * payload a byte per sendmsg, each byte with 8 fds, and make us hold fds until the process runs
+   * out. The caller learns of it from next(), which it calls right after push().
    */
   #checkPendingFds(): void {
     const header = this.bufferedBytes >= VHOST_USER_HEADER_SIZE ? decodeHeader(this.#buf, this.#start) : undefined;
@@ -252,7 +253,7 @@ export class VhostUserParser {
       pending += m.fds.length;
     }
     if (pending > VHOST_USER_MAX_FDS) {
-      this.#fail(`${header ? `request ${header.request}` : 'a message'} came with ${pending} fds before it was complete, at most ${VHOST_USER_MAX_FDS} allowed`);
+      this.#failed = ringwireError('ERR_VHOST_PROTOCOL', `${header ? `request ${header.request}` : 'a message'} came with ${pending} fds before it was complete, at most ${VHOST_USER_MAX_FDS} allowed`);
     }
   }
 

@@ -10,12 +10,18 @@ import { requireOrSkip, withTimeout } from './helpers.js';
 const run = requireOrSkip('native addon', addonAvailable());
 let counter = 0;
 
-async function pair(opts: ServerOptions & ConnectOptions = {}, onServer?: (ch: Channel) => void): Promise<{ a: Channel; b: Channel; done(): Promise<void> }> {
-  const address = `@ringwire-test-59-${process.pid}-${counter++}`;
+type Transport = 'unix' | 'tcp' | 'inproc';
+
+function addressFor(t: Transport): string {
+  const name = `ringwire-test-59-${process.pid}-${counter++}`;
+  return t === 'unix' ? `@${name}` : t === 'tcp' ? 'tcp://127.0.0.1:0' : `inproc://${name}`;
+}
+
+async function pair(opts: ServerOptions & ConnectOptions = {}, onServer?: (ch: Channel) => void, transport: Transport = 'unix'): Promise<{ a: Channel; b: Channel; done(): Promise<void> }> {
   let resolveA!: (c: Channel) => void;
   const aP = new Promise<Channel>((r) => { resolveA = r; });
-  const server = await listen(address, opts, (ch) => { onServer?.(ch); resolveA(ch); });
-  const b = await connect(address, opts);
+  const server = await listen(addressFor(transport), opts, (ch) => { onServer?.(ch); resolveA(ch); });
+  const b = await connect(server.address!, opts);
   const a = await aP;
   return {
     a, b,
@@ -89,6 +95,74 @@ if (run) {
       clearInterval(release);
       assert.ok(all.every((r, i) => r.toString() === String(i)));
       assert.ok(peak <= 64, `peak ${peak}`);
+    } finally {
+      await done();
+    }
+  }));
+
+  for (const transport of ['unix', 'tcp', 'inproc'] as const) {
+    test(`${transport}: messages held for a late 'message' listener survive the peer's graceful close`, () => withTimeout('late listener', 20000, async () => {
+      const { a, b, done } = await pair({}, (ch) => void ch.end(), transport);
+      try {
+        const n = 200;
+        for (let i = 0; i < n; i++) await b.send(Buffer.from(String(i)));
+        await b.close();
+        assert.is(await b.whenClosed(), undefined);
+        // Give the server time to see the socket close while nobody reads (the bug closed it then).
+        await new Promise((r) => setTimeout(r, 100));
+        const got: string[] = [];
+        a.on('message', (m) => got.push(Buffer.from(m).toString()));
+        const err = await a.whenClosed();
+        assert.is(err, undefined, `closed with ${err?.message}`);
+        assert.equal(got, Array.from({ length: n }, (_, i) => String(i)));
+      } finally {
+        await done();
+      }
+    }));
+
+    test(`${transport}: a slow async iterator receives everything sent before the peer's graceful close`, () => withTimeout('slow iterator', 20000, async () => {
+      const got: string[] = [];
+      let finished!: Promise<unknown>;
+      const { b, done } = await pair({}, (ch) => {
+        void ch.end();
+        finished = (async () => {
+          for await (const m of ch) {
+            got.push(m.toString());
+            await new Promise((r) => setTimeout(r, 1));
+          }
+          return ch.whenClosed();
+        })();
+      }, transport);
+      try {
+        const n = 200;
+        for (let i = 0; i < n; i++) await b.send(Buffer.from(String(i)));
+        await b.close();
+        const err = (await finished) as Error | undefined;
+        assert.is(err, undefined, `closed with ${err?.message}`);
+        assert.equal(got, Array.from({ length: n }, (_, i) => String(i)));
+      } finally {
+        await done();
+      }
+    }));
+  }
+
+  test('a peer that vanishes without End: what it published is still delivered, then ERR_PEER_GONE', () => withTimeout('vanished peer', 20000, async () => {
+    const { a, b, done } = await pair();
+    try {
+      a.pause();
+      for (let i = 0; i < 100; i++) await b.send(Buffer.from(String(i)));
+      b.destroy();
+      await b.whenClosed();
+      await new Promise((r) => setTimeout(r, 50));
+      assert.is(a.closed, false, 'a paused channel keeps what the peer left until it is read');
+      const got: string[] = [];
+      a.on('message', (m) => got.push(Buffer.from(m).toString()));
+      a.resume();
+      const err = await a.whenClosed();
+      assert.is(err?.code, 'ERR_PEER_GONE');
+      assert.is(got.length, 100);
+      const late = await a.send(Buffer.from('late')).then(() => undefined, (e: { code?: string }) => e);
+      assert.ok(late, 'send after close must reject');
     } finally {
       await done();
     }

@@ -102,6 +102,8 @@ export class Channel extends EventEmitter {
   #endQueued = false;
   #endSent = false;
   #peerEnded = false;
+  /** Why the peer's side of the link went away; the channel still delivers what it left in the ring. */
+  #gone: { code: number | undefined; reason: string } | undefined;
   #closed = false;
   #paused = false;
   /** Reading stopped by the channel itself (responses pile up), independent of pause(). */
@@ -173,6 +175,7 @@ export class Channel extends EventEmitter {
 
   #checkWritable(kind: number): void {
     if (this.#closed) throw ringwireError('ERR_RING_CLOSED', 'channel is closed');
+    if (this.#gone && kind !== Kind.Response && kind !== Kind.ErrorResponse) throw this.#goneError();
     if (this.#endQueued && kind !== Kind.Response && kind !== Kind.ErrorResponse) throw ringwireError('ERR_RING_CLOSED', 'channel was ended: no more messages or requests');
   }
 
@@ -262,7 +265,7 @@ export class Channel extends EventEmitter {
 
   /** Sends a record from inside the channel (responses, end): now if possible, else queued. */
   #sendInternal(kind: number, id: number, data: Uint8Array): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#gone) return;
     if (data.length > this.maxMessageSize) {
       kind = Kind.ErrorResponse;
       data = Buffer.from(`response of ${data.length} bytes exceeds the channel's maximum of ${this.maxMessageSize}`);
@@ -485,6 +488,7 @@ export class Channel extends EventEmitter {
       return;
     }
     if (!this.#closed) c.release();
+    this.#finishIfDrained();
   }
 
   #dispatch(data: Uint8Array, offset: number, length: number, type: number): void {
@@ -519,12 +523,14 @@ export class Channel extends EventEmitter {
     }
   }
 
+  /** Hands held copies to a late 'message' listener; they were received, so this runs even after close. */
   #deliverUnclaimed(): void {
     if (this.#iterators > 0) return;
-    while (this.#unclaimed.length > 0 && this.listenerCount('message') > 0 && !this.#closed) {
+    while (this.#unclaimed.length > 0 && this.listenerCount('message') > 0) {
       this.emit('message', this.#unclaimed.shift()!);
     }
     if (this.#unclaimed.length === 0 && this.#paused && this.listenerCount('message') > 0) this.resume();
+    this.#finishIfDrained();
   }
 
   #onPeerEnd(): void {
@@ -549,6 +555,7 @@ export class Channel extends EventEmitter {
         const next = this.#unclaimed.shift();
         if (next) {
           if (this.#paused && this.#unclaimed.length < ITERATOR_HIGH_WATER / 2) this.resume();
+          this.#finishIfDrained();
           yield next;
           continue;
         }
@@ -601,17 +608,33 @@ export class Channel extends EventEmitter {
     this.#finish(undefined, DisconnectCode.Normal, 'closed');
   }
 
+  /**
+   * The peer's end of the link closed. What it published before is still in the ring (the mappings
+   * stay until #finish), so reading continues through the usual pause/resume path and the channel
+   * finishes only once the ring is empty and held copies were taken (#finishIfDrained). Nothing can
+   * reach the peer any more: queued sends fail now.
+   */
   #onGone(code: number | undefined, reason: string): void {
-    if (this.#closed) return;
-    // The peer's last records may still be in the ring: read them before deciding it vanished.
-    if (!this.#paused) this.#drain();
-    if (this.#closed) return;
-    if (this.#peerEnded && this.#endSent && this.#requests.size === 0) {
-      this.#finish(undefined, DisconnectCode.Normal, 'closed');
-      return;
-    }
-    const err = ringwireError('ERR_PEER_GONE', `the peer went away: ${reason}${code !== undefined ? ` (disconnect code ${code})` : ''}`);
-    this.#finish(err, DisconnectCode.Normal, reason);
+    if (this.#closed || this.#gone) return;
+    this.#gone = { code, reason };
+    this.#sendQueue.failAll(this.#goneError());
+    this.#wakeIterator?.();
+    if (this.#halted()) return;
+    if (this.#link.wake && !this.#busy) this.#onWake();
+    else this.#drain();
+  }
+
+  #goneError(): RingwireError {
+    const g = this.#gone!;
+    return ringwireError('ERR_PEER_GONE', `the peer went away: ${g.reason}${g.code !== undefined ? ` (disconnect code ${g.code})` : ''}`);
+  }
+
+  /** After the peer left: closes once everything it sent was read and handed over; cleanly if it had ended. */
+  #finishIfDrained(): void {
+    if (!this.#gone || this.#closed) return;
+    if (this.#unclaimed.length > 0 || this.#link.consumer.available()) return;
+    if (this.#peerEnded && this.#endSent && this.#requests.size === 0) this.#finish(undefined, DisconnectCode.Normal, 'closed');
+    else this.#finish(this.#goneError(), DisconnectCode.Normal, this.#gone.reason);
   }
 
   #finish(err: RingwireError | undefined, code: DisconnectCode, reason: string): void {

@@ -325,4 +325,37 @@ t('L2Switch: a port whose deliver() throws loses that frame only; the sender and
   assert.match(logs.join('\n'), /port bad: delivery failed: EPIPE/);
 });
 
+t('L2Switch: the MAC table is bounded per port and in total; full, it floods instead of learning; aged entries are swept', async () => {
+  const ports = Array.from({ length: 6 }, (_, i): SwitchPort & { got: number } => ({ name: `p${i}`, got: 0, deliver() { this.got++; } }));
+  const [evil, good] = ports as [typeof ports[0], typeof ports[0]];
+  const sw = new L2Switch({ ageingMs: 100, maxMacs: 64, maxMacsPerPort: 16 });
+  for (const p of ports) sw.attach(p);
+  const made = (n: number): Uint8Array => Uint8Array.from([0x02, 0x10, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff, 0]);
+  for (let i = 0; i < 10_000; i++) sw.forward(evil, frame(BROADCAST, made(i), Uint8Array.of(0)));
+  assert.is(sw.stats.macs, 16, 'one port learns at most its share');
+  assert.is(sw.stats.learnRefused, 10_000 - 16);
+  sw.forward(good, frame(BROADCAST, mac(1), Uint8Array.of(1)));
+  assert.is(sw.lookup(mac(1)), good, 'the other ports still learn');
+  // An address the switch refused to learn is flooded to, so it still arrives.
+  const before = evil.got;
+  sw.forward(good, frame(made(9999), mac(1), Uint8Array.of(2)));
+  assert.is(evil.got, before + 1);
+  // The total cap: 4 ports x 16 = 64 entries, so the sixth port learns nothing.
+  for (const p of ports.slice(2, 5)) for (let i = 0; i < 16; i++) sw.forward(p, frame(BROADCAST, made(100_000 * (ports.indexOf(p) + 1) + i), Uint8Array.of(3)));
+  assert.is(sw.stats.macs, 64);
+  sw.forward(ports[5]!, frame(BROADCAST, mac(6), Uint8Array.of(4)));
+  assert.is(sw.lookup(mac(6)), undefined, 'a full table learns nothing more');
+  // Past the ageing time the next frame sweeps everything stale and is learned itself.
+  await new Promise((r) => setTimeout(r, 150));
+  sw.forward(ports[5]!, frame(BROADCAST, mac(6), Uint8Array.of(5)));
+  assert.is(sw.stats.macs, 1);
+  assert.is(sw.lookup(mac(6)), ports[5]);
+  // The defaults bound a port too.
+  const dflt = new L2Switch();
+  dflt.attach(evil);
+  dflt.attach(good);
+  for (let i = 0; i < 20_000; i++) dflt.forward(evil, frame(BROADCAST, made(i), Uint8Array.of(0)));
+  assert.ok(dflt.stats.macs <= 1024, `${dflt.stats.macs} entries from one port`);
+});
+
 test.run();

@@ -5,12 +5,13 @@
  * wrapping lengths mark only that queue broken (its err eventfd fires) while the connection lives.
  * Then a seeded fuzz of the state layer's dispatch: only ERR_VHOST_PROTOCOL, never a crash or a leak.
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { isRingwireError } from '../lib/errors.js';
 import { EventFd } from '../lib/eventfd.js';
+import { native } from '../lib/native.js';
 import { Region } from '../lib/region.js';
 import { RngDevice } from '../virtio/devices/rng.js';
 import { FrontendGuest } from '../virtio/vhost-user/frontend-guest.js';
@@ -310,6 +311,51 @@ t('a front-end trickling one unfinished message a byte at a time, 8 fds per byte
     ev.close();
     server.close();
     cleanup();
+  }
+});
+
+t('a refused SET_MEM_TABLE or SET_VRING_KICK/CALL/ERR closes each of its fds exactly once', () => {
+  // A second close() of a number is EBADF at best; at worst the number was reused meanwhile and
+  // someone else's fd goes. Watch every close the back-end makes.
+  const addon = native();
+  const realClose = addon.close;
+  const closedTwice: number[] = [];
+  addon.close = (fd: number): number => {
+    const r = realClose.call(addon, fd);
+    if (r < 0) closedTwice.push(fd);
+    return r;
+  };
+  const state = new VhostUserBackendState(new RngDevice(), () => {});
+  const sealedMemfd = (): number => {
+    const r = Region.create('ringwire-close-once', 4096);
+    r.seal({ shrink: true });
+    return r.fd;
+  };
+  try {
+    const cases: Array<[string, () => { request: number; payload: Uint8Array; fds: number[] }]> = [
+      ['SET_MEM_TABLE with an empty region', () => ({ request: R.SET_MEM_TABLE, payload: MemoryTablePayload.encode([region(0)]), fds: [sealedMemfd()] })],
+      ['SET_MEM_TABLE that cannot be mapped', () => ({ request: R.SET_MEM_TABLE, payload: MemoryTablePayload.encode([region(1 << 20)]), fds: [sealedMemfd()] })],
+      ['SET_VRING_CALL with reserved bits', () => ({ request: R.SET_VRING_CALL, payload: u64(1n << 20n), fds: [EventFd.create().fd] })],
+      ['SET_VRING_ERR with reserved bits', () => ({ request: R.SET_VRING_ERR, payload: u64(1n << 20n), fds: [EventFd.create().fd] })],
+      ['SET_VRING_KICK with reserved bits', () => ({ request: R.SET_VRING_KICK, payload: u64(1n << 20n), fds: [EventFd.create().fd] })],
+      ['SET_VRING_KICK for a vring that does not exist', () => ({ request: R.SET_VRING_KICK, payload: VringFdPayload.encode(7), fds: [EventFd.create().fd] })],
+      ['SET_VRING_KICK with a memfd', () => ({ request: R.SET_VRING_KICK, payload: VringFdPayload.encode(0), fds: [sealedMemfd()] })],
+      ['SET_VRING_CALL with two fds', () => ({ request: R.SET_VRING_CALL, payload: VringFdPayload.encode(0), fds: [EventFd.create().fd, EventFd.create().fd] })],
+    ];
+    for (const [name, make] of cases) {
+      const msg = { flags: 1, size: 0, ...make() };
+      try {
+        state.handle(msg);
+        assert.unreachable(`${name} was accepted`);
+      } catch (err) {
+        assert.ok(isRingwireError(err, 'ERR_VHOST_PROTOCOL'), `${name}: ${String(err)}`);
+      }
+      assert.equal(closedTwice, [], `${name}: closed twice`);
+      for (const fd of msg.fds) assert.not.ok(existsSync(`/proc/self/fd/${fd}`), `${name}: fd ${fd} left open`);
+    }
+  } finally {
+    addon.close = realClose;
+    state.close();
   }
 });
 

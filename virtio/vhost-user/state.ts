@@ -7,7 +7,8 @@
  * the connection, and close() releases every fd and mapping.
  *
  * Fd ownership: handle() owns msg.fds from the moment it is called and closes every fd it does
- * not keep, whether it returns or throws.
+ * not keep, whether it returns or throws, in one place: a handler that keeps fds takes them from
+ * the request's PendingFds once their new owner holds them; the rest are closed when handle() ends.
  */
 import { ringwireError } from '../../lib/errors.js';
 import type { GuestMemory } from '../memory.js';
@@ -45,6 +46,26 @@ function expectedFds(msg: VhostUserMessage): number {
     }
     default:
       return 0;
+  }
+}
+
+/** A request's received fds that no one has taken yet. */
+class PendingFds {
+  #fds: number[];
+  constructor(fds: readonly number[]) {
+    this.#fds = [...fds];
+  }
+  get first(): number | undefined {
+    return this.#fds[0];
+  }
+  /** Hands every fd to the caller, which owns them from here on. */
+  take(): number[] {
+    const fds = this.#fds;
+    this.#fds = [];
+    return fds;
+  }
+  closeRest(): void {
+    for (const fd of this.take()) closeQuietly(fd);
   }
 }
 
@@ -88,18 +109,20 @@ export class VhostUserBackendState {
 
   /** Handles one request; returns its reply payload, or undefined for requests without one. */
   handle(msg: VhostUserMessage): Uint8Array | undefined {
-    const want = expectedFds(msg);
-    if (want >= 0 && msg.fds.length !== want) {
-      for (const fd of msg.fds) closeQuietly(fd);
-      throw ringwireError('ERR_VHOST_PROTOCOL', `${R[msg.request] ?? `request ${msg.request}`} came with ${msg.fds.length} fds, expected ${want}`);
+    const fds = new PendingFds(msg.fds);
+    try {
+      const want = expectedFds(msg);
+      if (want >= 0 && msg.fds.length !== want) {
+        throw ringwireError('ERR_VHOST_PROTOCOL', `${R[msg.request] ?? `request ${msg.request}`} came with ${msg.fds.length} fds, expected ${want}`);
+      }
+      const reply = this.#dispatch(msg, fds);
+      // Front-ends order the ring setup differently (QEMU: memory, num, base, addr, kick; others kick
+      // first): start any ring whose last missing piece this message supplied.
+      for (const v of this.vrings) if (!v.running) this.#tryStart(v);
+      return reply;
+    } finally {
+      fds.closeRest();
     }
-    // From here on only the requests with fds (want > 0) keep any; their handlers own them.
-    if (want <= 0) for (const fd of msg.fds) closeQuietly(fd);
-    const reply = this.#dispatch(msg);
-    // Front-ends order the ring setup differently (QEMU: memory, num, base, addr, kick; others kick
-    // first): start any ring whose last missing piece this message supplied.
-    for (const v of this.vrings) if (!v.running) this.#tryStart(v);
-    return reply;
   }
 
   /** Releases the memory table and every vring fd, and resets the device. */
@@ -109,7 +132,7 @@ export class VhostUserBackendState {
     this.device.reset();
   }
 
-  #dispatch(msg: VhostUserMessage): Uint8Array | undefined {
+  #dispatch(msg: VhostUserMessage, fds: PendingFds): Uint8Array | undefined {
     const p = msg.payload;
     switch (msg.request) {
       case R.GET_FEATURES:
@@ -146,7 +169,7 @@ export class VhostUserBackendState {
       case R.GET_QUEUE_NUM:
         return U64Payload.encode(BigInt(this.vrings.length));
       case R.SET_MEM_TABLE:
-        return this.#setMemTable(msg);
+        return this.#setMemTable(msg, fds);
       case R.SET_VRING_NUM: {
         const s = valid(new VringStatePayload(p), 'SET_VRING_NUM');
         this.#vring(s.index, 'SET_VRING_NUM').setNum(s.num);
@@ -171,7 +194,7 @@ export class VhostUserBackendState {
       case R.SET_VRING_KICK:
       case R.SET_VRING_CALL:
       case R.SET_VRING_ERR:
-        this.#setVringFd(msg);
+        this.#setVringFd(msg, fds);
         return undefined;
       case R.SET_VRING_ENABLE: {
         const s = valid(new VringStatePayload(p), 'SET_VRING_ENABLE');
@@ -195,14 +218,10 @@ export class VhostUserBackendState {
     }
   }
 
-  #setMemTable(msg: VhostUserMessage): undefined {
-    const t = new MemoryTablePayload(msg.payload);
-    const bad = t.check();
-    if (bad) {
-      for (const fd of msg.fds) closeQuietly(fd);
-      throw ringwireError('ERR_VHOST_PROTOCOL', `SET_MEM_TABLE: ${bad}`);
-    }
-    const memory = mapMemoryTable(t.regions(), msg.fds, this.#memoryOptions);
+  #setMemTable(msg: VhostUserMessage, fds: PendingFds): undefined {
+    const t = valid(new MemoryTablePayload(msg.payload), 'SET_MEM_TABLE');
+    // mapMemoryTable owns the fds from the call on, whether it maps them or refuses.
+    const memory = mapMemoryTable(t.regions(), fds.take(), this.#memoryOptions);
     // The old table goes away now: running queues stop here and handle() restarts them over the
     // new one from the avail index they had reached.
     for (const v of this.vrings) v.stop();
@@ -210,20 +229,15 @@ export class VhostUserBackendState {
     return undefined;
   }
 
-  #setVringFd(msg: VhostUserMessage): void {
+  #setVringFd(msg: VhostUserMessage, fds: PendingFds): void {
     const name = R[msg.request]!;
-    let f: VringFdPayload;
-    try {
-      f = valid(new VringFdPayload(msg.payload), name);
-      if (f.index >= this.vrings.length) throw ringwireError('ERR_VHOST_PROTOCOL', `${name} for vring ${f.index}, device has ${this.vrings.length}`);
-      if (f.noFd && msg.request === R.SET_VRING_KICK) throw ringwireError('ERR_VHOST_PROTOCOL', 'SET_VRING_KICK without an fd (polling mode) is not supported');
-    } catch (err) {
-      for (const fd of msg.fds) closeQuietly(fd);
-      throw err;
-    }
+    const f = valid(new VringFdPayload(msg.payload), name);
+    if (f.index >= this.vrings.length) throw ringwireError('ERR_VHOST_PROTOCOL', `${name} for vring ${f.index}, device has ${this.vrings.length}`);
+    if (f.noFd && msg.request === R.SET_VRING_KICK) throw ringwireError('ERR_VHOST_PROTOCOL', 'SET_VRING_KICK without an fd (polling mode) is not supported');
     const v = this.vrings[f.index]!;
-    const fd = msg.fds[0];
+    const fd = fds.first;
     try {
+      // The vring owns the fd once a setter returns; if it throws, the fd is still ours.
       if (msg.request === R.SET_VRING_KICK) {
         v.setKick(fd!);
         // Without protocol features a ring starts enabled as soon as it is started ("Ring states").
@@ -234,9 +248,9 @@ export class VhostUserBackendState {
         v.setErr(fd);
       }
     } catch (err) {
-      if (fd !== undefined) closeQuietly(fd);
       throw ringwireError('ERR_VHOST_PROTOCOL', `${name} for vring ${f.index}: ${(err as Error).message}`, { cause: err });
     }
+    fds.take();
   }
 
   #getConfig(p: Uint8Array): Uint8Array {

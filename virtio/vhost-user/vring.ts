@@ -81,10 +81,10 @@ export class Vring {
     this.broken = undefined;
   }
 
-  /** Takes ownership of `fd` (an eventfd). Restarts polling with the new fd. */
+  /** Takes ownership of `fd` (an eventfd) when it returns; on a throw the caller still owns it. Restarts polling with the new fd. */
   setKick(fd: number): void {
-    const kick = EventFd.fromFd(fd);
     this.stop();
+    const kick = EventFd.fromFd(fd);
     this.#kick?.close();
     this.#kick = kick;
   }

@@ -3,8 +3,12 @@
 // floods, TCP policy and socket leaks, corrupt ring heads, hostile Hello limits, inproc liveness).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { readdirSync } from 'node:fs';
 import { addonAvailable } from '../lib/native.js';
-import { connect, listen, type Channel, type ServerOptions, type ConnectOptions } from '../lib/index.js';
+import { FdSocket } from '../lib/unix-socket.js';
+import { EventFd } from '../lib/eventfd.js';
+import { encodeAddRing, encodeInit } from '../lib/channel/protocol.js';
+import { connect, listen, type Channel, type ServerOptions, type ConnectOptions, type Refusal } from '../lib/index.js';
 import { requireOrSkip, withTimeout } from './helpers.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
@@ -165,6 +169,55 @@ if (run) {
       assert.ok(late, 'send after close must reject');
     } finally {
       await done();
+    }
+  }));
+
+  test('a client pipelining fd-carrying messages during a slow policy check is cut off; the server does not hold its fds', () => withTimeout('fd flood', 20000, async () => {
+    const openFds = (): number => readdirSync('/proc/self/fd').length;
+    let releaseCheck!: () => void;
+    const checkMayFinish = new Promise<void>((r) => { releaseCheck = r; });
+    let checking!: () => void;
+    const inCheck = new Promise<void>((r) => { checking = r; });
+    let first = true;
+    const address = addressFor('unix');
+    const server = await listen(address, { allow: { check: async () => {
+      if (!first) return true;
+      first = false;
+      checking();
+      await checkMayFinish;
+      return true;
+    } } });
+    const refused = new Promise<Refusal>((r) => server.once('refused', r));
+    const sock = await FdSocket.connect(address, { maxMessageSize: 512, maxFds: 2 });
+    const e = EventFd.create();
+    try {
+      sock.on('error', () => {});
+      sock.on('message', () => {});
+      sock.send(encodeInit({ version: 1, ringsPerDirection: 1, clientToServerBytes: 4096, serverToClientBytes: 4096, name: 'flood', secret: new Uint8Array(0) }));
+      await inCheck;
+      const base = openFds();
+      const add = encodeAddRing({ direction: 0, side: 0, ringIndex: 0, ringBytes: 4096 });
+      let sent = 0;
+      while (sent < 1000) {
+        if (sock.writableLength > 0) {
+          await new Promise((r) => setImmediate(r));
+          continue;
+        }
+        sock.send(add, [e.fd, e.fd]);
+        sent++;
+      }
+      const held = (await settled(openFds, 200, 10000)) - base;
+      assert.ok(held <= 2 * 8 + 4, `the server holds ${held} extra fds after ${sent} pipelined AddRings`);
+      releaseCheck();
+      const r = await refused;
+      assert.match(r.reason, /handshake messages/);
+      const ok = await connect(address);
+      ok.destroy();
+    } finally {
+      releaseCheck();
+      e.close();
+      sock.close();
+      await server.close();
     }
   }));
 }

@@ -38,13 +38,21 @@ export function peerRefusal(d: DisconnectView): HandshakeError {
 }
 
 /**
+ * Frames a peer may have queued ahead of the step that reads them: at most a few legitimately
+ * cross (two AddRings and two Acks), so more is a flood, e.g. fds pipelined during a slow policy check.
+ */
+const MAX_QUEUED_FRAMES = 8;
+
+/**
  * Received frames in order, awaited one at a time with a timeout per wait. Fds of frames nobody
- * takes are closed by dispose(). A malformed frame, the socket closing, or the timeout reject the
- * pending wait with the reason.
+ * takes are closed by dispose(). A malformed frame, the socket closing, the timeout, or more than
+ * MAX_QUEUED_FRAMES frames waiting reject the pending wait with the reason; after an overflow
+ * every queued and later frame's fds are closed at once.
  */
 export class FrameQueue {
   #frames: Frame[] = [];
   #failure: HandshakeError | undefined;
+  #overflowed = false;
   #waiter: { resolve(f: Frame): void; reject(e: Error): void } | undefined;
   #sock: FdSocket;
   #onMessage = (data: Buffer, fds: number[]): void => this.#push(data, fds);
@@ -57,6 +65,10 @@ export class FrameQueue {
   }
 
   #push(data: Buffer, fds: number[]): void {
+    if (this.#overflowed) {
+      for (const fd of fds) closeFd(fd);
+      return;
+    }
     const frame = Frame.parse(data, fds);
     if (!frame || !frame.isValid()) {
       for (const fd of fds) closeFd(fd);
@@ -68,8 +80,12 @@ export class FrameQueue {
       const w = this.#waiter;
       this.#waiter = undefined;
       w.resolve(frame);
-    } else {
+    } else if (this.#frames.length < MAX_QUEUED_FRAMES) {
       this.#frames.push(frame);
+    } else {
+      this.#overflowed = true;
+      for (const f of [...this.#frames.splice(0), frame]) for (const fd of f.fds) closeFd(fd);
+      this.#fail(handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `more than ${MAX_QUEUED_FRAMES} handshake messages sent ahead of the handshake`));
     }
   }
 

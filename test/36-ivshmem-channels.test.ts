@@ -7,10 +7,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { isRingwireError } from '../lib/errors.js';
 import { IvshmemHost } from '../lib/ivshmem/host.js';
-import { channelOffset, HEADER_FIELDS, planLayout, readLayout, readSlot, SLOT_TABLE_OFFSET, writeLayout } from '../lib/ivshmem/layout.js';
+import { channelOffset, HEADER_FIELDS, initChannelsOf, planLayout, publishSlot, readLayout, readSlot, SLOT_TABLE_OFFSET, writeLayout } from '../lib/ivshmem/layout.js';
 import { IvshmemPeer } from '../lib/ivshmem/peer.js';
-import type { IvshmemChannel } from '../lib/ivshmem/channel.js';
-import { CONSUMER_BLOCK_SIZE, producerBlockSize } from '../lib/layout.js';
+import { IvshmemChannel } from '../lib/ivshmem/channel.js';
+import { CONSUMER_BLOCK_SIZE, CW, PW, producerBlockSize } from '../lib/layout.js';
 import { addonAvailable } from '../lib/native.js';
 import { makeTempDir, prng, requireOrSkip, testSeed, withTimeout } from './helpers.js';
 
@@ -163,6 +163,35 @@ test('a peer that writes garbage over its ring breaks only that channel; the hos
       bad.close();
     }
   });
+});
+
+test('attaching refuses ring headers whose capacity is not the layout\'s, so a peer cannot make us write into the next channel', () => {
+  const size = 1 << 20;
+  const buffer = new SharedArrayBuffer(size);
+  const g = planLayout(size, 4, 2);
+  writeLayout(buffer, g);
+  for (const id of [0, 1, 2, 3]) {
+    initChannelsOf(buffer, g, id);
+    publishSlot(buffer, g, id, true);
+  }
+  const neighbour = new Uint8Array(buffer, channelOffset(g, 1, 3), 64).slice();
+  // Peer 2 doubles both capacity words of ring 1→2 (still inside the region, so the ring code alone accepts it).
+  const at = channelOffset(g, 1, 2);
+  new Int32Array(buffer, at, 16)[PW.capacity] = g.ringCapacity * 2;
+  new Int32Array(buffer, at + producerBlockSize(g.ringCapacity), 16)[CW.capacity] = g.ringCapacity * 2;
+  let refused: unknown;
+  try {
+    const ch = new IvshmemChannel({ buffer, geometry: g, self: 1, peer: 2, ringPeer() {} });
+    const msg = new Uint8Array(1024).fill(0xab);
+    while (ch.send(msg));
+  } catch (err) {
+    refused = err;
+  }
+  assert.equal(new Uint8Array(buffer, channelOffset(g, 1, 3), 64), neighbour, 'the neighbouring channel is untouched');
+  assert.ok(isRingwireError(refused, 'ERR_RING_CORRUPT'), String(refused));
+  assert.match((refused as Error).message, /tx ring capacity 131072, the layout's is 65536/);
+  // The other direction is intact and attaches.
+  assert.is(new IvshmemChannel({ buffer, geometry: g, self: 3, peer: 1, ringPeer() {} }).tx.capacity, g.ringCapacity);
 });
 
 test.run();

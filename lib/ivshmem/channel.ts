@@ -78,6 +78,13 @@ export class IvshmemChannel {
       spaceBell: ringOnly(() => ends.ringPeer(space)),
       ...(ends.dataWait ? { dataBell: ends.dataWait } : {}),
     });
+    // A ring header only checks that the ring fits the region; the layout fixes how much of it is
+    // this channel's. A peer that rewrote a capacity would have us write into the next channel.
+    for (const [what, ring] of [['tx', this.tx], ['rx', this.rx]] as const) {
+      if (ring.capacity !== g.ringCapacity) {
+        throw ringwireError('ERR_RING_CORRUPT', `ivshmem channel ${self}↔${peer}: ${what} ring capacity ${ring.capacity}, the layout's is ${g.ringCapacity}`);
+      }
+    }
   }
 
   /** Why the channel is unusable, if it is. */

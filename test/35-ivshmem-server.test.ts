@@ -208,6 +208,8 @@ test('the client rejects a server that breaks the protocol and closes what it re
   const fake = FdServer.listen(path, { type: 'stream' });
   const bell = EventFd.create();
   const mem = Region.create('fake-ivshmem', 4096);
+  // Sealed as our server does, so the scripts get past the memory to the step they break.
+  mem.seal({ shrink: true });
   fake.on('connection', (sock) => {
     for (const [value, fd] of scripts[script++]!) sock.send(encodeMessage(value), fd === 'none' ? [] : [fd === 'memfd' ? mem.fd : bell.fd]);
   });
@@ -224,6 +226,32 @@ test('the client rejects a server that breaks the protocol and closes what it re
   } finally {
     fake.close();
     bell.close();
+    mem.close();
+    cleanup();
+  }
+});
+
+test('the client refuses shared memory that is not sealed against shrinking (it could SIGBUS us later)', async () => {
+  if (!ready()) return;
+  const { dir, cleanup } = makeTempDir('ringwire-ivshmem-');
+  const path = join(dir, 'unsealed.sock');
+  const fake = FdServer.listen(path, { type: 'stream' });
+  const mem = Region.create('unsealed-ivshmem', 4096);
+  fake.on('connection', (sock) => {
+    sock.send(encodeMessage(0));
+    sock.send(encodeMessage(1));
+    sock.send(encodeMessage(-1), [mem.fd]);
+  });
+  const before = openFds();
+  try {
+    const err = await IvshmemClient.connect(path, { timeoutMs: 3000 }).then(() => undefined, (e: unknown) => e);
+    assert.ok(isRingwireError(err, 'ERR_IVSHMEM_PROTOCOL'), String(err));
+    assert.match(String((err as Error).cause), /missing required seals: shrink/);
+    await withTimeout('the refused memory fd to be closed', 5000, async () => {
+      while (openFds() !== before) await new Promise((r) => setTimeout(r, 5));
+    });
+  } finally {
+    fake.close();
     mem.close();
     cleanup();
   }

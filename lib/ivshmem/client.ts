@@ -181,7 +181,8 @@ export class IvshmemClient extends EventEmitter {
       case 'shm':
         if (v !== IVSHMEM_SHM_MESSAGE || m.fd < 0) bad(`expected -1 with the shared memory fd, got ${v}${m.fd < 0 ? ' without an fd' : ''}`);
         try {
-          this.#region = Region.fromFd(m.fd, { writable: true });
+          // Our server seals the memory; unsealed, the server (or anyone holding the fd) could shrink it under our mapping: SIGBUS.
+          this.#region = Region.fromFd(m.fd, { writable: true, requireSeals: { shrink: true } });
         } catch (err) {
           throw ringwireError('ERR_IVSHMEM_PROTOCOL', 'ivshmem server: the shared memory fd cannot be mapped', { cause: err });
         }

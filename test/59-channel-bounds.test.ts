@@ -222,4 +222,13 @@ if (run) {
   }));
 }
 
+test('tcp:// refuses to listen with allow.uids or allow.gids, which it could not enforce', () => withTimeout('tcp uid policy', 10000, async () => {
+  for (const allow of [{ uids: [4242] }, { gids: [4242] }]) {
+    const err = await listen('tcp://127.0.0.1:0', { allow }).then((s) => { void s.close(); return undefined; }, (e: { code?: string }) => e);
+    assert.is(err?.code, 'ERR_INVALID_ARG', JSON.stringify(allow));
+  }
+  const s = await listen('tcp://127.0.0.1:0', { allow: { check: () => true } });
+  await s.close();
+}));
+
 test.run();

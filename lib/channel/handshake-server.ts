@@ -23,6 +23,7 @@ export interface PeerInfo extends PeerIdentity {
 
 /** Allow rules. A peer passes when it matches uids or gids (if given) and the callback agrees. */
 export interface AllowPolicy {
+  /** Kernel-checked peer uids/gids (UNIX and inproc); listen() on tcp:// rejects them (no credentials there). */
   uids?: readonly number[];
   gids?: readonly number[];
   /** true allows; false or a string refuses (the string is the reason the peer is told). */

@@ -293,6 +293,10 @@ export async function listenTcp(host: string, port: number, opts: ServerOptions,
   const min = opts.minRingBytes ?? 4096;
   const max = opts.maxRingBytes ?? DEFAULT_MAX_RING_BYTES;
   checkLimits(min, max);
+  // TCP carries no kernel credentials: a uid/gid rule could only be ignored, which would admit everyone.
+  if (opts.allow?.uids !== undefined || opts.allow?.gids !== undefined) {
+    throw ringwireError('ERR_INVALID_ARG', 'allow.uids and allow.gids cannot be enforced over tcp:// (there are no peer credentials); use a secret, TLS client certificates or allow.check');
+  }
   const secret = secretBytes(opts.secret);
   const timeoutMs = opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   const onSocket = (sock: Sock): void => {

@@ -7,6 +7,12 @@ import { checkMessage, type WorkerJob } from './workers/ring-worker.js';
 
 const workerFile = new URL('./workers/ring-worker.js', import.meta.url);
 
+/**
+ * Live producers run beside the dead one: a timeout shorter than a scheduler stall on a loaded
+ * 2-core machine would revoke a live producer's record (ERR_TIMEOUT at its commit).
+ */
+const LIVE_SAFE_ABANDON_MS = 1500;
+
 interface Done { done: true; total?: number; next?: number[]; stats: Record<string, number> }
 
 function start(children: Children, job: WorkerJob): { worker: Worker; result: Promise<Done> } {
@@ -70,7 +76,7 @@ test('MPSC: a producer terminated mid-write is skipped after the timeout; the ot
       assert.ok(claimed >= 0, 'stuck producer got its reservation');
       await stuckWorker.terminate();
       const per = 50_000;
-      const consumer = start(children, { role: 'consumer', desc, producerId: 0, count: per * 2, producers: 3, abandonTimeoutMs: 200 });
+      const consumer = start(children, { role: 'consumer', desc, producerId: 0, count: per * 2, producers: 3, abandonTimeoutMs: LIVE_SAFE_ABANDON_MS });
       const ps = [0, 1].map((id) => start(children, { role: 'producer', desc, producerId: id, count: per }));
       const c = await consumer.result;
       await Promise.all(ps.map((p) => p.result));
@@ -87,7 +93,7 @@ test('MPSC: producers terminated at random points never wedge the consumer or br
   try {
     await withTimeout('mpsc random kill', 90_000, async () => {
       const desc: ThreadRingDescriptor = createThreadRing(1 << 12, 'mpsc');
-      const consumer = openConsumer(desc, { abandonTimeoutMs: 100 });
+      const consumer = openConsumer(desc, { abandonTimeoutMs: LIVE_SAFE_ABANDON_MS });
       const survivors = 40_000;
       const doomed = [2, 3].map((id) => start(children, { role: 'producer', desc, producerId: id, count: 10_000_000 }));
       // Their results reject when they are killed; that is the point of this test.

@@ -11,7 +11,8 @@ import type { ChildParams } from './workers/process-ring-child.js';
 import { SequenceChecker } from './workers/ring-worker.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());
-const ABANDON_MS = 300;
+// Long enough that a live producer stalled by a loaded 2-core machine is never revoked.
+const ABANDON_MS = 1500;
 const PER_SURVIVOR = 200_000;
 
 interface Setup {

@@ -3,8 +3,9 @@
 // floods, TCP policy and socket leaks, corrupt ring heads, hostile Hello limits, inproc liveness).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readdirSync } from 'node:fs';
-import { addonAvailable } from '../lib/native.js';
+import { readdirSync, readlinkSync } from 'node:fs';
+import net from 'node:net';
+import { addonAvailable, closeFd } from '../lib/native.js';
 import { FdSocket } from '../lib/unix-socket.js';
 import { EventFd } from '../lib/eventfd.js';
 import { encodeAddRing, encodeInit } from '../lib/channel/protocol.js';
@@ -192,7 +193,7 @@ if (run) {
     const e = EventFd.create();
     try {
       sock.on('error', () => {});
-      sock.on('message', () => {});
+      sock.on('message', (_data: Buffer, fds: number[]) => { for (const fd of fds) closeFd(fd); });
       sock.send(encodeInit({ version: 1, ringsPerDirection: 1, clientToServerBytes: 4096, serverToClientBytes: 4096, name: 'flood', secret: new Uint8Array(0) }));
       await inCheck;
       const base = openFds();
@@ -229,6 +230,39 @@ test('tcp:// refuses to listen with allow.uids or allow.gids, which it could not
   }
   const s = await listen('tcp://127.0.0.1:0', { allow: { check: () => true } });
   await s.close();
+}));
+
+test('tcp: sockets refused or timed out in the handshake are closed even if the peer never closes, and count toward maxConnections until then', () => withTimeout('tcp refused sockets', 15000, async () => {
+  const openSockets = (): number => readdirSync('/proc/self/fd').filter((f) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${f}`).startsWith('socket:');
+    } catch {
+      return false;
+    }
+  }).length;
+  const server = await listen('tcp://127.0.0.1:0', { handshakeTimeoutMs: 200, maxConnections: 10 });
+  const port = Number(server.address!.split(':').pop());
+  const socks: net.Socket[] = [];
+  try {
+    let refusals = 0;
+    const allRefused = new Promise<void>((r) => server.on('refused', () => { if (++refusals === 10) r(); }));
+    const base = openSockets();
+    for (let i = 0; i < 10; i++) {
+      // allowHalfOpen: this side stays open after the server's FIN, as a hostile peer would.
+      const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      s.on('error', () => {});
+      s.on('data', () => {});
+      socks.push(s);
+    }
+    await allRefused;
+    assert.is(server.connections, 10, 'refused sockets still open count toward maxConnections');
+    while (server.connections > 0) await new Promise((r) => setTimeout(r, 20));
+    const left = openSockets() - base - socks.length;
+    assert.ok(left <= 0, `${left} server-side sockets still open`);
+  } finally {
+    for (const s of socks) s.destroy();
+    await server.close();
+  }
 }));
 
 test.run();

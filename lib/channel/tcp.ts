@@ -30,6 +30,11 @@ export type TlsClientOptions = tls.ConnectionOptions;
 const FRAME_HEADER = 8;
 /** Bytes queued in the socket before claim() reports "full" and senders wait for 'drain'. */
 const WRITE_HIGH_WATER = 1 << 20;
+/**
+ * How long a refused socket may take to flush its Disconnect and FIN before it is destroyed: a peer
+ * that never closes its side must not keep the server's socket for ever.
+ */
+const REFUSED_LINGER_MS = 1000;
 /** Frames parsed but not yet read before the socket is paused. */
 const READ_HIGH_WATER = 1024;
 
@@ -306,12 +311,15 @@ export async function listenTcp(host: string, port: number, opts: ServerOptions,
       if (!sock.destroyed) {
         writeMessage(sock, encodeDisconnect(code, reason));
         sock.end();
+        const linger = setTimeout(() => sock.destroy(), REFUSED_LINGER_MS).unref();
+        sock.once('close', () => clearTimeout(linger));
       }
       hooks.refused({ peer: { name: '' }, reason, error: err ?? handshakeError('ERR_HANDSHAKE', code, reason) });
     };
     if (!hooks.admit()) return refuse(DisconnectCode.Limit, 'server is at its connection limit');
     const done = hooks.started();
     const reader = new HandshakeReader(sock, timeoutMs);
+    let handedOver = false;
     void (async () => {
       try {
         writeMessage(sock, encodeHello({ minVersion: 1, maxVersion: PROTOCOL_VERSION, minRingBytes: min, maxRingBytes: max, maxRingsPerDirection: 1, flags: secret ? 1 : 0, name: opts.name ?? 'ringwire' }));
@@ -332,13 +340,19 @@ export async function listenTcp(host: string, port: number, opts: ServerOptions,
         }
         const leftover = reader.detach();
         writeMessage(sock, encodeConnected());
+        handedOver = true;
+        done();
         hooks.link(new TcpLink(sock, init.serverToClientBytes - FRAME_HEADER, init.clientToServerBytes - FRAME_HEADER, leftover, peer));
       } catch (err) {
         reader.detach();
         const e = err as HandshakeError;
         refuse(e.disconnectCode ?? DisconnectCode.Internal, e.message, e);
       } finally {
-        done();
+        // A refused socket counts toward maxConnections until it is really closed.
+        if (!handedOver) {
+          if (sock.destroyed) done();
+          else sock.once('close', done);
+        }
       }
     })();
   };

@@ -9,6 +9,8 @@ import { addonAvailable, closeFd } from '../lib/native.js';
 import { FdSocket } from '../lib/unix-socket.js';
 import { EventFd } from '../lib/eventfd.js';
 import { encodeAddRing, encodeInit } from '../lib/channel/protocol.js';
+import { SpscConsumer } from '../lib/spsc.js';
+import { CW } from '../lib/layout.js';
 import { connect, listen, type Channel, type ServerOptions, type ConnectOptions, type Refusal } from '../lib/index.js';
 import { requireOrSkip, withTimeout } from './helpers.js';
 
@@ -169,6 +171,51 @@ if (run) {
       const late = await a.send(Buffer.from('late')).then(() => undefined, (e: { code?: string }) => e);
       assert.ok(late, 'send after close must reject');
     } finally {
+      await done();
+    }
+  }));
+
+  test('a ring head the peer corrupted makes send(), request() and end() reject and destroys the channel, never a synchronous throw', () => withTimeout('corrupt head', 15000, async () => {
+    const { a, b, done } = await pair({ sendRingBytes: 4096, receiveRingBytes: 4096, minRingBytes: 4096 });
+    const release = SpscConsumer.prototype.release;
+    let capture = false;
+    let clientConsumer: SpscConsumer | undefined;
+    // The client's consumer object is private to its channel; catch it as it releases the first message.
+    SpscConsumer.prototype.release = function (this: SpscConsumer): void {
+      if (capture) {
+        clientConsumer = this;
+        capture = false;
+      }
+      release.call(this);
+    };
+    try {
+      const first = new Promise<void>((r) => b.once('message', () => { capture = true; r(); }));
+      await a.send(Buffer.from('hello'));
+      await first;
+      while (!clientConsumer) await new Promise((r) => setTimeout(r, 5));
+      b.pause();
+      Atomics.store((clientConsumer as unknown as { ctl: Int32Array }).ctl, CW.head, 3);
+      const outcomes: Array<Promise<unknown>> = [];
+      const call = (fn: () => Promise<unknown>): void => {
+        let p: Promise<unknown>;
+        try {
+          p = fn();
+        } catch (err) {
+          throw new Error(`threw synchronously: ${(err as Error).message}`);
+        }
+        outcomes.push(p.then(() => 'ok', (e: { code?: string }) => e.code));
+      };
+      // The ring looks full after about four of these, and only then is the bad head noticed.
+      for (let i = 0; i < 8; i++) call(() => a.request(Buffer.alloc(1000), { timeoutMs: Infinity }));
+      call(() => a.send(Buffer.alloc(1000)));
+      call(() => a.end());
+      const results = await Promise.all(outcomes);
+      assert.ok(results.slice(0, 8).includes('ERR_RING_CORRUPT'), `the request that met the bad head fails with it: ${results.join(' ')}`);
+      assert.not.ok(results.slice(0, 9).includes('ok'), results.join(' '));
+      assert.is(a.closed, true);
+      assert.is((await a.whenClosed())?.code, 'ERR_RING_CORRUPT');
+    } finally {
+      SpscConsumer.prototype.release = release;
       await done();
     }
   }));

@@ -179,11 +179,21 @@ export class Channel extends EventEmitter {
     if (this.#endQueued && kind !== Kind.Response && kind !== Kind.ErrorResponse) throw ringwireError('ERR_RING_CLOSED', 'channel was ended: no more messages or requests');
   }
 
-  /** Writes one record now if it fits and nothing is queued ahead of it. */
+  /**
+   * Writes one record now if it fits and nothing is queued ahead of it. A ring the peer corrupted
+   * throws here: the channel is destroyed (a started request fails with the error) and the error rethrown.
+   */
   #tryWrite(kind: number, id: number, data: Uint8Array): boolean {
     if (this.#sendQueue.length > 0) return false;
     const p = this.#link.producer;
-    const off = p.claim(data.length, recordType(kind, id));
+    let off: number;
+    try {
+      off = p.claim(data.length, recordType(kind, id));
+    } catch (err) {
+      if (kind === Kind.Request) this.#requests.fail(id, err as Error);
+      this.destroy(err as RingwireError);
+      throw err;
+    }
     if (off < 0) return false;
     p.data.set(data, off);
     if (kind === Kind.Data) this.#commitSoon();
@@ -220,7 +230,11 @@ export class Channel extends EventEmitter {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (this.#tryWrite(Kind.Data, 0, data)) return Promise.resolve();
+    try {
+      if (this.#tryWrite(Kind.Data, 0, data)) return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.#sendQueue.push(Kind.Data, 0, data, opts);
   }
 
@@ -233,7 +247,13 @@ export class Channel extends EventEmitter {
     this.#checkWritable(Kind.Data);
     if (this.#sendQueue.length > 0) return null;
     const p = this.#link.producer;
-    const off = p.claim(length, recordType(Kind.Data, 0));
+    let off: number;
+    try {
+      off = p.claim(length, recordType(Kind.Data, 0));
+    } catch (err) {
+      this.destroy(err as RingwireError);
+      throw err;
+    }
     return off < 0 ? null : p.data.subarray(off, off + length);
   }
 
@@ -263,20 +283,17 @@ export class Channel extends EventEmitter {
     if (this.#closed) throw ringwireError('ERR_RING_CLOSED', 'channel is closed');
   }
 
-  /** Sends a record from inside the channel (responses, end): now if possible, else queued. */
+  /** Sends a response from inside the channel: now if possible, else queued (counted toward the throttle). */
   #sendInternal(kind: number, id: number, data: Uint8Array): void {
     if (this.#closed || this.#gone) return;
     if (data.length > this.maxMessageSize) {
       kind = Kind.ErrorResponse;
       data = Buffer.from(`response of ${data.length} bytes exceeds the channel's maximum of ${this.maxMessageSize}`);
     }
-    if (this.#tryWrite(kind, id, data)) {
-      if (kind === Kind.End) this.#endSent = true;
-      return;
-    }
-    if (kind === Kind.End) {
-      this.#sendQueue.push(kind, id, data, {}).catch(() => {});
-      return;
+    try {
+      if (this.#tryWrite(kind, id, data)) return;
+    } catch {
+      return; // the channel was destroyed with the error
     }
     this.#queuedResponseBytes += data.length;
     this.#updateThrottle();
@@ -308,7 +325,13 @@ export class Channel extends EventEmitter {
       return Promise.reject(err);
     }
     const { id, promise } = started;
-    if (!this.#tryWrite(Kind.Request, id, data)) {
+    let written: boolean;
+    try {
+      written = this.#tryWrite(Kind.Request, id, data);
+    } catch {
+      return promise; // failed with the error by #tryWrite
+    }
+    if (!written) {
       this.#sendQueue.push(Kind.Request, id, data, { ...(opts.signal ? { signal: opts.signal } : {}) }).catch((err) => this.#requests.fail(id, err));
     } else if (this.#busy) {
       this.#pollForResponse(id);
@@ -538,7 +561,7 @@ export class Channel extends EventEmitter {
     this.#peerEnded = true;
     this.#wakeIterator?.();
     queueMicrotask(() => this.emit('end'));
-    if (!this.#allowHalfOpen) void this.end();
+    if (!this.#allowHalfOpen) this.end().catch(() => {});
     this.#maybeFinish();
   }
 
@@ -577,7 +600,13 @@ export class Channel extends EventEmitter {
     if (this.#closed) return Promise.resolve();
     if (this.#endQueued) return Promise.resolve();
     this.#endQueued = true;
-    if (this.#tryWrite(Kind.End, 0, new Uint8Array(0))) {
+    let written: boolean;
+    try {
+      written = this.#tryWrite(Kind.End, 0, new Uint8Array(0));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (written) {
       this.#endSent = true;
       this.#maybeFinish();
       return Promise.resolve();
@@ -588,7 +617,7 @@ export class Channel extends EventEmitter {
   /** Graceful close: ends, lets the peer drain and answer, and resolves once closed (destroying after closeTimeoutMs). */
   async close(): Promise<void> {
     if (this.#closed) return;
-    void this.end();
+    this.end().catch(() => {});
     const timer = setTimeout(() => this.destroy(ringwireError('ERR_TIMEOUT', `the peer did not end within ${this.#closeTimeoutMs} ms of close()`)), this.#closeTimeoutMs);
     try {
       await this.#closedPromise;

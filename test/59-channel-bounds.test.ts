@@ -6,9 +6,9 @@ import * as assert from 'uvu/assert';
 import { readdirSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { addonAvailable, closeFd } from '../lib/native.js';
-import { FdSocket } from '../lib/unix-socket.js';
+import { FdServer, FdSocket } from '../lib/unix-socket.js';
 import { EventFd } from '../lib/eventfd.js';
-import { encodeAddRing, encodeInit } from '../lib/channel/protocol.js';
+import { DisconnectCode, DisconnectView, Frame, Msg, encodeAck, encodeAddRing, encodeConnected, encodeHello, encodeInit } from '../lib/channel/protocol.js';
 import { SpscConsumer } from '../lib/spsc.js';
 import { CW } from '../lib/layout.js';
 import { connect, listen, type Channel, type ServerOptions, type ConnectOptions, type Refusal } from '../lib/index.js';
@@ -220,6 +220,36 @@ if (run) {
     }
   }));
 
+  test('unix: a server Hello with insane or oversized ring limits is refused with Limit/Protocol before the client creates any ring', () => withTimeout('hostile hello unix', 15000, async () => {
+    for (const [min, max, code] of [[2 ** 31, 2 ** 31, DisconnectCode.Protocol], [2 ** 30, 2 ** 30, DisconnectCode.Limit], [4, 4, DisconnectCode.Protocol], [1 << 20, 4096, DisconnectCode.Protocol]] as const) {
+      const address = addressFor('unix');
+      const srv = FdServer.listen(address, { maxMessageSize: 512, maxFds: 2 });
+      const told = new Promise<{ code: number; announced: boolean }>((resolve) => {
+        srv.on('connection', (s: FdSocket) => {
+          let announced = false;
+          s.on('error', () => {});
+          s.send(encodeHello({ minVersion: 1, maxVersion: 1, minRingBytes: min, maxRingBytes: max, maxRingsPerDirection: 1, flags: 0, name: 'hostile' }));
+          s.on('message', (d: Buffer, fds: number[]) => {
+            for (const fd of fds) closeFd(fd);
+            const f = Frame.parse(d, []);
+            if (f?.type === Msg.Init) s.send(encodeAck({ ackedType: Msg.Init, direction: 0, side: 0, ringIndex: 0 }));
+            else if (f?.type === Msg.AddRing) announced = true;
+            else if (f?.type === Msg.Disconnect) resolve({ code: new DisconnectView(f.body).code, announced });
+          });
+        });
+      });
+      try {
+        const err = await connect(address, { sendRingBytes: 4096, receiveRingBytes: 4096, handshakeTimeoutMs: 2000 }).then((c) => { c.destroy(); return undefined; }, (e: { code?: string }) => e);
+        assert.is(err?.code, 'ERR_HANDSHAKE', `Hello ${min}..${max}`);
+        const t = await told;
+        assert.is(t.code, code, `Hello ${min}..${max}`);
+        assert.is(t.announced, false);
+      } finally {
+        srv.close();
+      }
+    }
+  }));
+
   test('a client pipelining fd-carrying messages during a slow policy check is cut off; the server does not hold its fds', () => withTimeout('fd flood', 20000, async () => {
     const openFds = (): number => readdirSync('/proc/self/fd').length;
     let releaseCheck!: () => void;
@@ -309,6 +339,37 @@ test('tcp: sockets refused or timed out in the handshake are closed even if the 
   } finally {
     for (const s of socks) s.destroy();
     await server.close();
+  }
+}));
+
+test('tcp: a server Hello with insane or oversized frame limits is refused with a Disconnect and ERR_HANDSHAKE', () => withTimeout('hostile hello tcp', 15000, async () => {
+  const framed = (b: Buffer): Buffer => Buffer.concat([Buffer.from(Uint32Array.of(b.length).buffer), b]);
+  for (const [min, max, code] of [[2 ** 31, 2 ** 31, DisconnectCode.Protocol], [2 ** 30, 2 ** 30, DisconnectCode.Limit], [4, 4, DisconnectCode.Protocol]] as const) {
+    let answer!: (b: Buffer) => void;
+    const received = new Promise<Buffer>((r) => { answer = r; });
+    const srv = net.createServer((c) => {
+      c.on('error', () => {});
+      const chunks: Buffer[] = [];
+      c.write(framed(encodeHello({ minVersion: 1, maxVersion: 1, minRingBytes: min, maxRingBytes: max, maxRingsPerDirection: 1, flags: 0, name: 'hostile' })));
+      c.on('data', (d) => {
+        chunks.push(d);
+        // A well-behaved client would send Init; answer it as a hostile server would.
+        if (Buffer.concat(chunks).length >= 4 && Buffer.concat(chunks).readUInt16LE(4) === Msg.Init) c.write(framed(encodeConnected()));
+      });
+      c.on('end', () => { answer(Buffer.concat(chunks)); c.end(); });
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    try {
+      const port = (srv.address() as net.AddressInfo).port;
+      const err = await connect(`tcp://127.0.0.1:${port}`, { sendRingBytes: 4096, receiveRingBytes: 4096 }).then((ch) => { ch.destroy(); return undefined; }, (e: { code?: string }) => e);
+      assert.is(err?.code, 'ERR_HANDSHAKE', `Hello ${min}..${max}`);
+      const got = await received;
+      const f = Frame.parse(got.subarray(4, 4 + got.readUInt32LE(0)), []);
+      assert.is(f?.type, Msg.Disconnect);
+      assert.is(new DisconnectView(f!.body).code, code);
+    } finally {
+      srv.close();
+    }
   }
 }));
 

@@ -9,7 +9,7 @@ import { parseAddress, socketAddress } from './address.js';
 import { Channel, type ChannelOptions } from './channel.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, sendDisconnect, type HandshakeError } from './handshake.js';
 import { clientHandshake } from './handshake-client.js';
-import { secretBytes } from './handshake-server.js';
+import { DEFAULT_MAX_RING_BYTES, secretBytes } from './handshake-server.js';
 import { DisconnectCode, MAX_HANDSHAKE_MESSAGE, NAME_BYTES } from './protocol.js';
 import { isPowerOfTwo } from '../layout.js';
 import type { Link } from './link.js';
@@ -23,6 +23,11 @@ export interface ConnectOptions extends ChannelOptions {
   /** Ring sizes wanted (powers of two), clamped into the server's limits. Default 256 KiB each. */
   sendRingBytes?: number;
   receiveRingBytes?: number;
+  /**
+   * The largest ring (tcp: frame limit) this client agrees to, however large a minimum the server
+   * demands; beyond it the handshake fails with ERR_HANDSHAKE. Default 4 MiB, or the larger ring asked for.
+   */
+  maxRingBytes?: number;
   /** Each handshake step must complete within this; default 5 s. */
   handshakeTimeoutMs?: number;
   /** How long to retry while the listener's backlog is full (UNIX) or to connect (tcp, inproc). Default 5 s. */
@@ -47,18 +52,19 @@ export async function connect(address: string, opts: ConnectOptions = {}): Promi
   const secret = secretBytes(opts.secret);
   const sendRingBytes = ringBytes(opts.sendRingBytes, 'sendRingBytes');
   const receiveRingBytes = ringBytes(opts.receiveRingBytes, 'receiveRingBytes');
+  const maxRingBytes = opts.maxRingBytes === undefined ? Math.max(DEFAULT_MAX_RING_BYTES, sendRingBytes, receiveRingBytes) : ringBytes(opts.maxRingBytes, 'maxRingBytes');
   const timeoutMs = opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   const connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
   let link: Link;
   if (a.kind === 'inproc') {
     link = await connectInproc(a.name, { name, sendRingBytes, receiveRingBytes, timeoutMs: connectTimeoutMs, secret });
   } else if (a.kind === 'tcp') {
-    link = await connectTcp(a.host, a.port, { name, secret, timeoutMs, connectTimeoutMs, maxMessageSize: sendRingBytes, tls: opts.tls });
+    link = await connectTcp(a.host, a.port, { name, secret, timeoutMs, connectTimeoutMs, maxMessageSize: sendRingBytes, maxRingBytes, tls: opts.tls });
   } else {
     const sock = await FdSocket.connect(socketAddress(a), { maxMessageSize: MAX_HANDSHAKE_MESSAGE, maxFds: 2, timeoutMs: connectTimeoutMs });
     sock.on('error', () => {});
     try {
-      link = await clientHandshake(sock, sock.peerCred(), { name, secret, sendRingBytes, receiveRingBytes, timeoutMs, spin: opts.spin, address: a.text });
+      link = await clientHandshake(sock, sock.peerCred(), { name, secret, sendRingBytes, receiveRingBytes, maxRingBytes, timeoutMs, spin: opts.spin, address: a.text });
     } catch (err) {
       const e = err as HandshakeError;
       if (e.disconnectCode !== undefined) sendDisconnect(sock, e.disconnectCode, e.message);

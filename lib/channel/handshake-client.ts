@@ -3,7 +3,7 @@
  * the highest common version and ring sizes within its limits, send Init, exchange and acknowledge
  * ring announcements, then Connect and wait for Connected.
  */
-import { isPowerOfTwo } from '../layout.js';
+import { MAX_CAPACITY, MIN_CAPACITY, isPowerOfTwo } from '../layout.js';
 import type { FdSocket, PeerCred } from '../unix-socket.js';
 import {
   AckView, DisconnectCode, HELLO_FLAG_SECRET_REQUIRED, HelloView, Msg, PROTOCOL_VERSION,
@@ -18,13 +18,27 @@ export interface ClientHandshakeOptions {
   /** Wanted ring sizes; clamped into the server's limits. */
   sendRingBytes: number;
   receiveRingBytes: number;
+  /** The largest ring this client agrees to create, whatever the server's Hello demands. */
+  maxRingBytes: number;
   timeoutMs: number;
   spin: number | undefined;
   address: string;
 }
 
-function clamp(v: number, min: number, max: number): number {
-  return Math.min(Math.max(v, min), max);
+/**
+ * The ring size to ask for: `wanted` clamped into the server's Hello limits, which must be sane
+ * (powers of two within MIN_CAPACITY..MAX_CAPACITY, min <= max) and must not force a ring beyond
+ * `clientMax`; a hostile server cannot make us create huge rings or accept huge frames.
+ */
+export function chooseRingBytes(limits: { minRingBytes: number; maxRingBytes: number }, wanted: number, clientMax: number): number {
+  const { minRingBytes: min, maxRingBytes: max } = limits;
+  for (const v of [min, max]) {
+    if (!isPowerOfTwo(v) || v < MIN_CAPACITY || v > MAX_CAPACITY) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `Hello ring limit ${v} is not a power of two within ${MIN_CAPACITY}..${MAX_CAPACITY}`);
+  }
+  if (min > max) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `Hello ring limits ${min}..${max} are reversed`);
+  const size = Math.min(Math.max(wanted, min), max);
+  if (size > clientMax) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Limit, `server demands rings of at least ${min} bytes; this client allows at most ${clientMax} (maxRingBytes)`);
+  return size;
 }
 
 export async function clientHandshake(sock: FdSocket, cred: PeerCred, o: ClientHandshakeOptions): Promise<ShmLink> {
@@ -39,10 +53,9 @@ export async function clientHandshake(sock: FdSocket, cred: PeerCred, o: ClientH
     if (hello.minVersion > PROTOCOL_VERSION) {
       throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Version, `server speaks protocol versions ${hello.minVersion}..${hello.maxVersion}; this client speaks 1..${PROTOCOL_VERSION}`);
     }
-    if (!isPowerOfTwo(hello.minRingBytes) || !isPowerOfTwo(hello.maxRingBytes)) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, 'Hello ring limits are not powers of two');
     if ((hello.flags & HELLO_FLAG_SECRET_REQUIRED) && !o.secret) throw handshakeError('ERR_POLICY', DisconnectCode.Secret, `server ${JSON.stringify(hello.name)} requires a secret and none was given`);
-    const c2s = clamp(o.sendRingBytes, hello.minRingBytes, hello.maxRingBytes);
-    const s2c = clamp(o.receiveRingBytes, hello.minRingBytes, hello.maxRingBytes);
+    const c2s = chooseRingBytes(hello, o.sendRingBytes, o.maxRingBytes);
+    const s2c = chooseRingBytes(hello, o.receiveRingBytes, o.maxRingBytes);
     sock.send(encodeInit({
       version: Math.min(hello.maxVersion, PROTOCOL_VERSION), ringsPerDirection: 1,
       clientToServerBytes: c2s, serverToClientBytes: s2c, name: o.name, secret: o.secret ?? new Uint8Array(0),

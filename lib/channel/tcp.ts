@@ -23,6 +23,7 @@ import type { GoneReason, Link, LinkConsumer, LinkProducer, PeerIdentity } from 
 import type { Acceptor, AcceptorHooks, ServerOptions } from './server.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, handshakeError, peerRefusal, type HandshakeError } from './handshake.js';
 import { DEFAULT_MAX_RING_BYTES, checkLimits, secretBytes } from './handshake-server.js';
+import { chooseRingBytes } from './handshake-client.js';
 
 export type TlsServerOptions = tls.TlsOptions;
 export type TlsClientOptions = tls.ConnectionOptions;
@@ -376,6 +377,8 @@ export interface TcpConnectOptions {
   connectTimeoutMs: number;
   /** Largest frame we ask to send and receive, as ring bytes (a power of two). */
   maxMessageSize: number;
+  /** The largest frame limit, as ring bytes, this client accepts whatever the server demands. */
+  maxRingBytes: number;
   tls: TlsClientOptions | undefined;
 }
 
@@ -399,7 +402,7 @@ export async function connectTcp(host: string, port: number, o: TcpConnectOption
     const hv = new HelloView(h.body);
     if (!hv.isValid() || hv.minVersion > PROTOCOL_VERSION) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Version, 'Hello is malformed or its versions do not overlap ours');
     const hello = hv.toObject();
-    const size = Math.min(Math.max(o.maxMessageSize, hello.minRingBytes), hello.maxRingBytes);
+    const size = chooseRingBytes(hello, o.maxMessageSize, o.maxRingBytes);
     writeMessage(sock, encodeInit({ version: Math.min(hello.maxVersion, PROTOCOL_VERSION), ringsPerDirection: 1, clientToServerBytes: size, serverToClientBytes: size, name: o.name, secret: o.secret ?? new Uint8Array(0) }));
     const c = await reader.next('Connected');
     if (c.type === Msg.Disconnect) throw peerRefusal(new DisconnectView(c.body));
@@ -407,7 +410,14 @@ export async function connectTcp(host: string, port: number, o: TcpConnectOption
     return new TcpLink(sock, size - FRAME_HEADER, size - FRAME_HEADER, reader.detach(), { name: hello.name });
   } catch (err) {
     reader.detach();
-    sock.destroy();
+    const code = (err as HandshakeError).disconnectCode;
+    if (code !== undefined && !sock.destroyed) {
+      writeMessage(sock, encodeDisconnect(code, (err as Error).message));
+      sock.end();
+      setTimeout(() => sock.destroy(), REFUSED_LINGER_MS).unref();
+    } else {
+      sock.destroy();
+    }
     throw err;
   }
 }

@@ -373,4 +373,23 @@ test('tcp: a server Hello with insane or oversized frame limits is refused with 
   }
 }));
 
+test('inproc: a client that gave up while the policy check ran does not leave an open channel on the server', () => withTimeout('inproc gave up', 15000, async () => {
+  let gaveUp!: () => void;
+  const clientGaveUp = new Promise<void>((r) => { gaveUp = r; });
+  const opened: Channel[] = [];
+  const server = await listen(addressFor('inproc'), { allow: { check: async () => { await clientGaveUp; return true; } } }, (ch) => opened.push(ch));
+  try {
+    const err = await connect(server.address!, { connectTimeoutMs: 100 }).then((c) => { c.destroy(); return undefined; }, (e: { code?: string }) => e);
+    assert.is(err?.code, 'ERR_TIMEOUT');
+    gaveUp();
+    const deadline = Date.now() + 3000;
+    while (server.connections > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.is(server.connections, 0, 'the server still counts a connection whose client is gone');
+    for (const ch of opened) assert.is(ch.closed, true);
+  } finally {
+    server.destroyConnections();
+    await server.close();
+  }
+}));
+
 test.run();

@@ -49,6 +49,7 @@ class InprocLink implements Link {
   #mine: number;
   #closed = false;
   #cb: ((why: GoneReason) => void) | undefined;
+  #why: GoneReason | undefined;
 
   constructor(
     readonly producer: LinkProducer,
@@ -64,8 +65,11 @@ class InprocLink implements Link {
     const theirs = role === 'client' ? SERVER_GONE : CLIENT_GONE;
     const w = Atomics.waitAsync(this.#gone, theirs, 0);
     // A waitAsync does not hold the event loop open, which is what a liveness watch should do.
+    // The peer may have left before anyone called onGone (a client that gave up while the policy
+    // check ran): remember it so onGone still reports it.
     const fire = (): void => {
-      if (!this.#closed) this.#cb?.({ code: undefined, reason: 'the peer thread closed the channel' });
+      this.#why = { code: undefined, reason: 'the peer thread closed the channel' };
+      if (!this.#closed) this.#cb?.(this.#why);
     };
     if (w.async) void w.value.then(fire);
     else fire();
@@ -73,6 +77,8 @@ class InprocLink implements Link {
 
   onGone(cb: (why: GoneReason) => void): void {
     this.#cb = cb;
+    const why = this.#why;
+    if (why) queueMicrotask(() => { if (!this.#closed) cb(why); });
   }
 
   close(): void {
@@ -119,6 +125,7 @@ export function listenInproc(name: string, opts: ServerOptions, hooks: AcceptorH
           const verdict = opts.allow.check ? await opts.allow.check(peer) : true;
           if (verdict !== true) return refuse(typeof verdict === 'string' && verdict ? verdict : 'refused by policy');
         }
+        if (Atomics.load(new Int32Array(m.gone), CLIENT_GONE) !== 0) return refuse('the client gave up before it was accepted');
         const spin = opts.spin === undefined ? {} : { spin: opts.spin };
         const link = new InprocLink(openProducer(m.s2c, spin), openConsumer(m.c2s, spin), peer, address, `${address} (${peer.name})`, m.gone, 'server');
         reply({ op: 'accepted', id: m.id, name: opts.name ?? 'ringwire', reason: '' });

@@ -392,4 +392,41 @@ test('inproc: a client that gave up while the policy check ran does not leave an
   }
 }));
 
+test('tcp: a paused receiver buffers about one ring of frames, not a frame count, and the sender waits; resuming delivers all in order', () => withTimeout('tcp read bound', 30000, async () => {
+  let resolveA!: (c: Channel) => void;
+  const aP = new Promise<Channel>((r) => { resolveA = r; });
+  const server = await listen('tcp://127.0.0.1:0', {}, (ch) => { ch.pause(); resolveA(ch); });
+  const b = await connect(server.address!, { sendRingBytes: 64 * 1024 });
+  const a = await aP;
+  try {
+    const frame = (i: number): Buffer => Buffer.alloc(b.maxMessageSize, i & 0xff);
+    const n = 1000;
+    let sent = 0;
+    const sending = (async () => {
+      for (let i = 0; i < n; i++) {
+        await b.send(frame(i));
+        sent++;
+      }
+    })();
+    sending.catch(() => {});
+    const stuck = await settled(() => sent, 300, 20000);
+    // Kernel socket buffers hold a few MiB (about 100 such frames); 1024 frames were buffered before.
+    assert.ok(stuck < 500, `${stuck} frames of ${b.maxMessageSize} bytes were accepted by a paused receiver`);
+    let next = 0;
+    const all = new Promise<void>((resolve, reject) => {
+      a.on('message', (m) => {
+        if (!Buffer.from(m).equals(frame(next))) reject(new Error(`frame ${next} differs`));
+        if (++next === n) resolve();
+      });
+    });
+    a.resume();
+    await all;
+    await sending;
+  } finally {
+    a.destroy();
+    b.destroy();
+    await server.close();
+  }
+}));
+
 test.run();

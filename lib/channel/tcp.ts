@@ -36,8 +36,6 @@ const WRITE_HIGH_WATER = 1 << 20;
  * that never closes its side must not keep the server's socket for ever.
  */
 const REFUSED_LINGER_MS = 1000;
-/** Frames parsed but not yet read before the socket is paused. */
-const READ_HIGH_WATER = 1024;
 
 type Sock = net.Socket | tls.TLSSocket;
 
@@ -107,13 +105,22 @@ class TcpConsumer implements LinkConsumer {
   length = 0;
   type = 0;
   #frames: Buffer[] = [];
-  #partial: Buffer = Buffer.alloc(0);
+  /** Bytes (headers included) in #frames; the socket pauses above one ring's worth, as a ring would fill. */
+  #buffered = 0;
+  #highWater: number;
+  /** The header of the next frame while it arrives in pieces. */
+  #header = Buffer.alloc(FRAME_HEADER);
+  #headerFill = 0;
+  /** The frame being assembled, allocated whole once its header is known, so pieces are copied once. */
+  #frame: Buffer | undefined;
+  #frameFill = 0;
   #sock: Sock;
   #wake: (() => void) | undefined;
   #stats: ConsumerStats = { messages: 0, bytes: 0, doorbellsRung: 0, doorbellsSuppressed: 0, parks: 0, abandoned: 0 };
 
   constructor(sock: Sock, readonly maxMessageSize: number, leftover: Buffer, onProtocolError: (reason: string) => void) {
     this.#sock = sock;
+    this.#highWater = FRAME_HEADER + maxMessageSize;
     const onData = (chunk: Buffer): void => {
       const problem = this.#push(chunk);
       if (problem) onProtocolError(problem);
@@ -124,18 +131,52 @@ class TcpConsumer implements LinkConsumer {
   }
 
   #push(chunk: Buffer): string | null {
-    let buf = this.#partial.length > 0 ? Buffer.concat([this.#partial, chunk]) : chunk;
-    while (buf.length >= FRAME_HEADER) {
-      const len = buf.readUInt32LE(0);
-      if (len > this.maxMessageSize) return `the peer sent a ${len}-byte frame; at most ${this.maxMessageSize} were agreed`;
-      if (buf.length < FRAME_HEADER + len) break;
-      this.#frames.push(buf.subarray(0, FRAME_HEADER + len));
-      buf = buf.subarray(FRAME_HEADER + len);
+    let pos = 0;
+    while (pos < chunk.length) {
+      if (!this.#frame) {
+        // A whole frame inside this chunk is used in place; anything split is assembled.
+        if (this.#headerFill === 0 && chunk.length - pos >= FRAME_HEADER) {
+          const len = chunk.readUInt32LE(pos);
+          if (len > this.maxMessageSize) return this.#tooLong(len);
+          if (chunk.length - pos >= FRAME_HEADER + len) {
+            this.#accept(chunk.subarray(pos, pos + FRAME_HEADER + len));
+            pos += FRAME_HEADER + len;
+            continue;
+          }
+        }
+        const n = Math.min(FRAME_HEADER - this.#headerFill, chunk.length - pos);
+        chunk.copy(this.#header, this.#headerFill, pos, pos + n);
+        this.#headerFill += n;
+        pos += n;
+        if (this.#headerFill < FRAME_HEADER) break;
+        const len = this.#header.readUInt32LE(0);
+        if (len > this.maxMessageSize) return this.#tooLong(len);
+        this.#frame = Buffer.allocUnsafe(FRAME_HEADER + len);
+        this.#header.copy(this.#frame);
+        this.#frameFill = FRAME_HEADER;
+        this.#headerFill = 0;
+      }
+      const n = Math.min(this.#frame.length - this.#frameFill, chunk.length - pos);
+      chunk.copy(this.#frame, this.#frameFill, pos, pos + n);
+      this.#frameFill += n;
+      pos += n;
+      if (this.#frameFill === this.#frame.length) {
+        this.#accept(this.#frame);
+        this.#frame = undefined;
+      }
     }
-    this.#partial = buf.length > 0 ? Buffer.from(buf) : Buffer.alloc(0);
-    if (this.#frames.length >= READ_HIGH_WATER) this.#sock.pause();
+    if (this.#buffered >= this.#highWater) this.#sock.pause();
     this.#wake?.();
     return null;
+  }
+
+  #accept(frame: Buffer): void {
+    this.#frames.push(frame);
+    this.#buffered += frame.length;
+  }
+
+  #tooLong(len: number): string {
+    return `the peer sent a ${len}-byte frame; at most ${this.maxMessageSize} were agreed`;
   }
 
   read(): number {
@@ -144,6 +185,7 @@ class TcpConsumer implements LinkConsumer {
       if (this.#sock.isPaused() && !this.#sock.destroyed) this.#sock.resume();
       return -1;
     }
+    this.#buffered -= f.length;
     this.data = f;
     this.offset = FRAME_HEADER;
     this.length = f.readUInt32LE(0);

@@ -80,6 +80,30 @@ if (run) {
     }
   }));
 
+  test('requests held for a handler not yet set are bounded by bytes; the rest are refused, the held ones served once handle() is called', () => withTimeout('unhandled bytes', 20000, async () => {
+    const { a, b, done } = await pair({ sendRingBytes: 256 * 1024, receiveRingBytes: 256 * 1024, requestTimeoutMs: Infinity });
+    try {
+      const n = 64;
+      const size = 64 * 1024;
+      let refused = 0;
+      const replies = Array.from({ length: n }, (_, i) => b.request(Buffer.alloc(size, i)).then((r) => r, (e: { code?: string }) => {
+        if (e.code === 'ERR_REMOTE') refused++;
+        throw e;
+      }));
+      for (const r of replies) r.catch(() => {});
+      const settledRefusals = await settled(() => refused, 300, 10000);
+      // 1 MiB of 64 KiB requests is 16; without a byte bound all 64 (4 MiB) were held.
+      assert.ok(settledRefusals >= n - 16, `${settledRefusals} of ${n} refused`);
+      a.handle((req) => req.subarray(0, 1));
+      const outcomes = await Promise.allSettled(replies);
+      const served = outcomes.filter((o) => o.status === 'fulfilled').length;
+      assert.is(served + settledRefusals, n);
+      assert.ok(served >= 1 && served <= 16, `${served} held requests`);
+    } finally {
+      await done();
+    }
+  }));
+
   test('async handlers in flight are capped; the rest wait in the ring and are served as handlers finish', () => withTimeout('handler cap', 20000, async () => {
     let running = 0;
     let peak = 0;

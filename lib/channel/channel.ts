@@ -62,8 +62,12 @@ const DEFAULT_BUSY_SPIN = 20000;
 const DRAIN_BUDGET = 256;
 /** Unread copies held (for the iterator, or before a 'message' listener exists) before draining stops. */
 const ITERATOR_HIGH_WATER = 64;
-/** Requests held while no handler is set; beyond this they are answered with an error. */
+/**
+ * Requests held while no handler is set, by count and by bytes (at least one is always held);
+ * beyond either they are answered with an error, so a peer cannot park ring-sized copies here.
+ */
 const UNHANDLED_LIMIT = 1024;
+const UNHANDLED_BYTES = 1 << 20;
 /**
  * Responses waiting for ring space, in bytes, beyond which the channel stops reading requests
  * (the larger of this and the outbound ring's message size): a peer that sends requests but never
@@ -118,6 +122,7 @@ export class Channel extends EventEmitter {
   #unclaimed: Buffer[] = [];
   #iterators = 0;
   #unhandled: Array<[number, Buffer]> = [];
+  #unhandledBytes = 0;
   #wakeIterator: (() => void) | undefined;
   #closedPromise: Promise<RingwireError | undefined>;
   #resolveClosed!: (err: RingwireError | undefined) => void;
@@ -375,7 +380,10 @@ export class Channel extends EventEmitter {
   handle(fn: RequestHandler | null): this {
     if (fn !== null && typeof fn !== 'function') throw ringwireError('ERR_INVALID_ARG', 'handler must be a function or null');
     this.#handler = fn ?? undefined;
-    if (fn) for (const [id, req] of this.#unhandled.splice(0)) this.#serve(id, req);
+    if (fn) {
+      this.#unhandledBytes = 0;
+      for (const [id, req] of this.#unhandled.splice(0)) this.#serve(id, req);
+    }
     return this;
   }
 
@@ -383,8 +391,13 @@ export class Channel extends EventEmitter {
     const handler = this.#handler;
     if (!handler) {
       // Held until handle() is called, up to a bound, so a handler attached a little late loses nothing.
-      if (this.#unhandled.length < UNHANDLED_LIMIT) this.#unhandled.push([id, request]);
-      else this.#sendInternal(Kind.ErrorResponse, id, Buffer.from('the peer serves no requests on this channel'));
+      const fits = this.#unhandled.length === 0 || (this.#unhandled.length < UNHANDLED_LIMIT && this.#unhandledBytes + request.length <= UNHANDLED_BYTES);
+      if (fits) {
+        this.#unhandled.push([id, request]);
+        this.#unhandledBytes += request.length;
+      } else {
+        this.#sendInternal(Kind.ErrorResponse, id, Buffer.from('the peer serves no requests on this channel'));
+      }
       return;
     }
     this.#served++;

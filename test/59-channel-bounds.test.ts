@@ -331,9 +331,14 @@ if (run) {
     const refused = new Promise<Refusal>((r) => server.once('refused', r));
     const sock = await FdSocket.connect(address, { maxMessageSize: 512, maxFds: 2 });
     const e = EventFd.create();
+    let ringsAnnounced = 0;
+    const closedByServer = new Promise<void>((r) => sock.once('close', () => r()));
     try {
       sock.on('error', () => {});
-      sock.on('message', (_data: Buffer, fds: number[]) => { for (const fd of fds) closeFd(fd); });
+      sock.on('message', (data: Buffer, fds: number[]) => {
+        for (const fd of fds) closeFd(fd);
+        if (Frame.parse(data, [])?.type === Msg.AddRing) ringsAnnounced++;
+      });
       sock.send(encodeInit({ version: 1, ringsPerDirection: 1, clientToServerBytes: 4096, serverToClientBytes: 4096, name: 'flood', secret: new Uint8Array(0) }));
       await inCheck;
       const base = openFds();
@@ -352,6 +357,8 @@ if (run) {
       releaseCheck();
       const r = await refused;
       assert.match(r.reason, /handshake messages/);
+      await closedByServer;
+      assert.is(ringsAnnounced, 0, 'the server created and announced rings for a peer it had already failed');
       const ok = await connect(address);
       ok.destroy();
     } finally {

@@ -33,7 +33,7 @@ export interface ClientHandshakeOptions {
 export function chooseRingBytes(limits: { minRingBytes: number; maxRingBytes: number }, wanted: number, clientMax: number): number {
   const { minRingBytes: min, maxRingBytes: max } = limits;
   for (const v of [min, max]) {
-    if (!isPowerOfTwo(v) || v < MIN_CAPACITY || v > MAX_CAPACITY) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `Hello ring limit ${v} is not a power of two within ${MIN_CAPACITY}..${MAX_CAPACITY}`);
+    if (!isPowerOfTwo(v) || v < MIN_CAPACITY || v > MAX_CAPACITY) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `Hello ring limit ${v} is outside ${MIN_CAPACITY}..${MAX_CAPACITY} or not a power of two`);
   }
   if (min > max) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `Hello ring limits ${min}..${max} are reversed`);
   const size = Math.min(Math.max(wanted, min), max);

@@ -127,6 +127,8 @@ export async function serverHandshake(sock: FdSocket, cred: PeerCred, o: ServerH
     const peer: PeerInfo = { ...cred, name: init.name };
     const refused = await refusal(o.allow, peer);
     if (refused !== null) throw handshakeError('ERR_POLICY', DisconnectCode.Policy, refused);
+    // A peer that flooded us during the policy check gets no rings created for it.
+    if (frames.failure) throw frames.failure;
     rings = new RingSet('server', init.clientToServerBytes, init.serverToClientBytes);
     sock.send(encodeAck({ ackedType: Msg.Init, direction: 0, side: 0, ringIndex: 0 }));
     for (const a of rings.announcements()) sock.send(a.data, a.fds);

@@ -96,6 +96,11 @@ export class FrameQueue {
     w?.reject(this.#failure);
   }
 
+  /** Why the queue failed, if it did (a flood, say), before any frame is awaited. */
+  get failure(): HandshakeError | undefined {
+    return this.#failure;
+  }
+
   /** The next frame; `step` names what we wait for, in the timeout's message. */
   next(step: string): Promise<Frame> {
     const queued = this.#frames.shift();

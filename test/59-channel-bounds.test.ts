@@ -143,6 +143,23 @@ if (run) {
     }
   }));
 
+  test('handlers that await their own requests to the peer still complete when more run than the in-flight cap', () => withTimeout('nested requests', 20000, async () => {
+    let server!: Channel;
+    const { b, done } = await pair({ requestTimeoutMs: 10000 }, (ch) => {
+      server = ch;
+      ch.handle(async (req) => Buffer.concat([req, await ch.request(Buffer.from('?'))]));
+    });
+    try {
+      b.handle(() => Buffer.from('!'));
+      const n = 300;
+      const all = await Promise.all(Array.from({ length: n }, (_, i) => b.request(Buffer.from(String(i)))));
+      assert.ok(all.every((r, i) => r.toString() === `${i}!`));
+      assert.is(server.stats().requests.timedOut, 0);
+    } finally {
+      await done();
+    }
+  }));
+
   test('async handlers in flight are capped; the rest wait in the ring and are served as handlers finish', () => withTimeout('handler cap', 20000, async () => {
     let running = 0;
     let peak = 0;

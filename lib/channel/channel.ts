@@ -63,8 +63,10 @@ const DRAIN_BUDGET = 256;
 /** Unread copies held (for the iterator, or before a 'message' listener exists) before draining stops. */
 const ITERATOR_HIGH_WATER = 64;
 /**
- * Requests held while no handler is set, by count and by bytes (at least one is always held);
- * beyond either they are answered with an error, so a peer cannot park ring-sized copies here.
+ * Requests received but not started (no handler yet, or MAX_HANDLERS_IN_FLIGHT running), by count
+ * and by bytes (at least one is always held). Beyond either, without a handler they are answered
+ * with an error; with one, reading stops until handlers catch up. A peer cannot park ring-sized
+ * copies here either way.
  */
 const UNHANDLED_LIMIT = 1024;
 const UNHANDLED_BYTES = 1 << 20;
@@ -74,7 +76,10 @@ const UNHANDLED_BYTES = 1 << 20;
  * reads the answers then meets back-pressure instead of growing our memory.
  */
 const RESPONSE_QUEUE_HIGH_WATER = 1 << 20;
-/** Async handlers running at once; beyond this the channel stops reading until one settles. */
+/**
+ * Async handlers running at once; later requests wait in the held queue. Reading goes on meanwhile
+ * (responses to this side's own requests, which a handler may be awaiting, arrive in the same ring).
+ */
 const MAX_HANDLERS_IN_FLIGHT = 64;
 
 export interface Channel {
@@ -308,9 +313,10 @@ export class Channel extends EventEmitter {
     });
   }
 
-  /** Stops reading requests while answers cannot leave (queued bytes or handlers over their bounds); restarts once they can. */
+  /** Stops reading while answers cannot leave or held requests exceed their bound; restarts once they drain. */
   #updateThrottle(): void {
-    const over = this.#queuedResponseBytes > this.#responseHighWater || this.#inFlightHandlers >= MAX_HANDLERS_IN_FLIGHT;
+    const heldTooMuch = this.#handler !== undefined && (this.#unhandledBytes > UNHANDLED_BYTES || this.#unhandled.length >= UNHANDLED_LIMIT);
+    const over = this.#queuedResponseBytes > this.#responseHighWater || heldTooMuch;
     if (over === this.#throttled) return;
     this.#throttled = over;
     if (!over) this.#restartReading();
@@ -380,26 +386,37 @@ export class Channel extends EventEmitter {
   handle(fn: RequestHandler | null): this {
     if (fn !== null && typeof fn !== 'function') throw ringwireError('ERR_INVALID_ARG', 'handler must be a function or null');
     this.#handler = fn ?? undefined;
-    if (fn) {
-      this.#unhandledBytes = 0;
-      for (const [id, req] of this.#unhandled.splice(0)) this.#serve(id, req);
-    }
+    this.#startHeld();
     return this;
   }
 
   #serve(id: number, request: Buffer): void {
-    const handler = this.#handler;
-    if (!handler) {
-      // Held until handle() is called, up to a bound, so a handler attached a little late loses nothing.
-      const fits = this.#unhandled.length === 0 || (this.#unhandled.length < UNHANDLED_LIMIT && this.#unhandledBytes + request.length <= UNHANDLED_BYTES);
-      if (fits) {
-        this.#unhandled.push([id, request]);
-        this.#unhandledBytes += request.length;
-      } else {
-        this.#sendInternal(Kind.ErrorResponse, id, Buffer.from('the peer serves no requests on this channel'));
-      }
+    if (this.#handler && this.#inFlightHandlers < MAX_HANDLERS_IN_FLIGHT && this.#unhandled.length === 0) {
+      this.#run(this.#handler, id, request);
       return;
     }
+    // Held until a handler is set or a running one settles, so one attached a little late loses nothing.
+    const fits = this.#unhandled.length === 0 || (this.#unhandled.length < UNHANDLED_LIMIT && this.#unhandledBytes + request.length <= UNHANDLED_BYTES);
+    if (fits || this.#handler) {
+      this.#unhandled.push([id, request]);
+      this.#unhandledBytes += request.length;
+      this.#updateThrottle();
+    } else {
+      this.#sendInternal(Kind.ErrorResponse, id, Buffer.from('the peer serves no requests on this channel'));
+    }
+  }
+
+  /** Starts held requests while a handler is set and slots are free. */
+  #startHeld(): void {
+    while (this.#handler && !this.#closed && this.#inFlightHandlers < MAX_HANDLERS_IN_FLIGHT && this.#unhandled.length > 0) {
+      const [id, request] = this.#unhandled.shift()!;
+      this.#unhandledBytes -= request.length;
+      this.#run(this.#handler, id, request);
+    }
+    this.#updateThrottle();
+  }
+
+  #run(handler: RequestHandler, id: number, request: Buffer): void {
     this.#served++;
     let result: Uint8Array | Promise<Uint8Array>;
     try {
@@ -413,7 +430,6 @@ export class Channel extends EventEmitter {
       return;
     }
     this.#inFlightHandlers++;
-    this.#updateThrottle();
     Promise.resolve(result).then(
       (value) => {
         if (value instanceof Uint8Array) this.#sendInternal(Kind.Response, id, value);
@@ -422,7 +438,7 @@ export class Channel extends EventEmitter {
       (err) => this.#sendInternal(Kind.ErrorResponse, id, Buffer.from(String((err as Error)?.message ?? err))),
     ).finally(() => {
       this.#inFlightHandlers--;
-      this.#updateThrottle();
+      this.#startHeld();
       this.#maybeFinish();
     });
   }
@@ -647,6 +663,7 @@ export class Channel extends EventEmitter {
   #maybeFinish(): void {
     if (this.#closed || !this.#endSent || !this.#peerEnded) return;
     if (this.#inFlightHandlers > 0 || this.#requests.size > 0 || this.#sendQueue.length > 0) return;
+    if (this.#handler && this.#unhandled.length > 0) return;
     this.#finish(undefined, DisconnectCode.Normal, 'closed');
   }
 

@@ -160,7 +160,7 @@ if (run) {
     }
   }));
 
-  test('async handlers in flight are capped; the rest wait in the ring and are served as handlers finish', () => withTimeout('handler cap', 20000, async () => {
+  test('async handlers in flight are capped at 64; the rest wait and are served as handlers finish', () => withTimeout('handler cap', 20000, async () => {
     let running = 0;
     let peak = 0;
     const gates: Array<() => void> = [];

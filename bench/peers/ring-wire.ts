@@ -43,7 +43,7 @@ export function serveRing(inbound: RingConsumer, outbound: RingProducer, park: (
     else if (type === MSG_EXIT) running = false;
   };
   while (running) {
-    if (inbound.drain(onRecord, 64) > 0) outbound.commit();
+    if (inbound.drain(onRecord, 1024) > 0) outbound.commit();
     else park();
   }
 }

@@ -43,7 +43,7 @@ async function consumeUntil(consumer: MpscProcessConsumer, check: SequenceChecke
       onIdle?.();
       continue;
     }
-    if (!(await consumer.ring.waitForData({ timeoutMs: CHILD_WAIT_MS }))) throw new Error(`wedged at ${JSON.stringify(check.next)}`);
+    if (!(await consumer.ring.waitForData({ timeoutMs: CHILD_WAIT_MS }))) throw new Error(`wedged at ${JSON.stringify(check.next)}; consumer ${JSON.stringify(consumer.ring.stats())}`);
   }
 }
 

@@ -1,0 +1,236 @@
+/**
+ * The receiving side of a channel: drains the inbound ring and dispatches each record. How it
+ * waits for more: poll 'doorbell' over an eventfd runs #onWake on each ring; otherwise #pump parks
+ * on the ring's own wait (doorbell) or polls between event-loop turns (busy). After this side
+ * sends a request, #pollForResponse (busy) or #spinForResponse (doorbell with responseSpinUs)
+ * look for the answer before sleeping. Reading halts while paused by the user or throttled by the
+ * channel (answers or held requests piling up).
+ */
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { ringwireError, type RingwireError } from '../errors.js';
+import type { Link } from './link.js';
+import { Kind, kindOf, idOf } from './records.js';
+import type { Requests } from './requests.js';
+import type { ChannelState } from './state.js';
+
+/** Records handled per wake-up before the pump yields to other work. */
+const DRAIN_BUDGET = 256;
+
+export interface ReaderOptions {
+  busy: boolean;
+  /** Polls of the ring: after a drain before re-arming the doorbell, or per event-loop turn when busy. */
+  spin: number;
+  /** Doorbell mode: how long to poll for a request's answer before sleeping (0: not at all). */
+  responseSpinMs: number;
+}
+
+/** Where received records go; responses settle the channel's Requests directly. */
+export interface ReaderHooks {
+  /** A data message, viewed in place in the ring: valid only until the call returns. */
+  message(view: Uint8Array): void;
+  request(id: number, request: Buffer): void;
+  peerEnd(): void;
+  /** The ring is corrupt or the wait failed: the channel must be destroyed with this error. */
+  destroy(err: RingwireError): void;
+  /** A drain ended: if the peer left, the channel may now finish. */
+  drained(): void;
+}
+
+export class Reader {
+  #link: Link;
+  #state: Readonly<ChannelState>;
+  #requests: Requests;
+  #abort: AbortSignal;
+  #busy: boolean;
+  #spin: number;
+  #responseSpinMs: number;
+  #hooks: ReaderHooks;
+  #paused = false;
+  /** Reading stopped by the channel itself (responses pile up), independent of pause(). */
+  #throttled = false;
+  #resume: (() => void) | undefined;
+
+  constructor(link: Link, state: Readonly<ChannelState>, requests: Requests, abort: AbortSignal, opts: ReaderOptions, hooks: ReaderHooks) {
+    this.#link = link;
+    this.#state = state;
+    this.#requests = requests;
+    this.#abort = abort;
+    this.#busy = opts.busy;
+    this.#spin = opts.spin;
+    this.#responseSpinMs = opts.responseSpinMs;
+    this.#hooks = hooks;
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.restart();
+  }
+
+  /** Sets the channel's own stop (independent of pause()); reading restarts when it clears. */
+  throttle(over: boolean): void {
+    if (over === this.#throttled) return;
+    this.#throttled = over;
+    if (!over) this.restart();
+  }
+
+  /** True while the inbound ring must not be drained: paused by the user or throttled by the channel. */
+  #halted(): boolean {
+    return this.#paused || this.#throttled;
+  }
+
+  /** Lets a parked pump go on; after close it lets it see the close and return. */
+  restart(): void {
+    if (this.#halted() && !this.#state.closed) return;
+    const r = this.#resume;
+    this.#resume = undefined;
+    r?.();
+    if (this.#link.wake && !this.#busy && !this.#state.closed) queueMicrotask(() => this.#halted() || this.#state.closed || this.#onWake());
+  }
+
+  start(): void {
+    void this.#pump();
+  }
+
+  /** The peer left: read what it published before, unless reading is halted (resuming reads it then). */
+  readRemaining(): void {
+    if (this.#halted()) return;
+    if (this.#link.wake && !this.#busy) this.#onWake();
+    else this.#drain();
+  }
+
+  /** A request was just written: look for its answer before sleeping, where the mode asks for that. */
+  lookForResponse(id: number): void {
+    if (this.#busy) this.#pollForResponse(id);
+    else if (this.#responseSpinMs > 0 && this.#link.wake) this.#spinForResponse(id);
+  }
+
+  /** Doorbell mode over an eventfd: runs on each ring, drains, then re-arms the waiting flag. */
+  #onWake(): void {
+    const wake = this.#link.wake!;
+    const c = this.#link.consumer;
+    try {
+      wake.clear();
+      for (;;) {
+        wake.setWaiting(false);
+        this.#drain();
+        if (this.#state.closed || this.#halted()) return;
+        for (let i = 0; i < this.#spin; i++) if (c.available()) break;
+        // Publish the flag, then look once more: a commit that raced with us either shows up in
+        // this re-check or sees the flag and rings (the same pairing as lib/wait.ts).
+        wake.setWaiting(true);
+        if (!c.available()) return;
+      }
+    } catch (err) {
+      if (!this.#state.closed) this.#hooks.destroy(err as RingwireError);
+    }
+  }
+
+  async #pump(): Promise<void> {
+    const c = this.#link.consumer;
+    if (this.#state.closed) return;
+    if (!this.#busy && this.#link.wake) {
+      this.#link.wake.start(() => this.#onWake());
+      this.#onWake();
+      return;
+    }
+    const signal = this.#abort;
+    try {
+      while (!this.#state.closed) {
+        if (this.#halted()) {
+          await new Promise<void>((r) => { this.#resume = r; });
+          continue;
+        }
+        this.#drain();
+        if (this.#state.closed || this.#halted()) continue;
+        if (this.#busy) {
+          let found = false;
+          for (let i = 0; i < this.#spin && !found; i++) found = c.available();
+          if (!found) await yieldToLoop();
+          continue;
+        }
+        await c.waitForData({ spin: this.#spin, signal });
+      }
+    } catch (err) {
+      if (!this.#state.closed) this.#hooks.destroy(err as RingwireError);
+    }
+  }
+
+  /** Busy mode: a request's answer usually arrives within microseconds, so look for it before yielding. */
+  #pollForResponse(id: number): void {
+    const c = this.#link.consumer;
+    for (let i = 0; i < this.#spin && this.#requests.pending(id); i++) {
+      if (c.available()) this.#drain();
+    }
+  }
+
+  /**
+   * Doorbell mode with responseSpinUs: poll for this request's answer for a bounded time with the
+   * waiting flag withdrawn (so the peer need not ring us), then re-arm the doorbell as #onWake does.
+   */
+  #spinForResponse(id: number): void {
+    const wake = this.#link.wake!;
+    const c = this.#link.consumer;
+    const deadline = performance.now() + this.#responseSpinMs;
+    wake.setWaiting(false);
+    try {
+      while (this.#requests.pending(id) && !this.#state.closed && !this.#halted()) {
+        if (c.available()) this.#drain();
+        else if (performance.now() > deadline) break;
+      }
+    } catch (err) {
+      if (!this.#state.closed) this.#hooks.destroy(err as RingwireError);
+    }
+    if (this.#state.closed || this.#halted()) return;
+    wake.setWaiting(true);
+    if (c.available()) queueMicrotask(() => this.#onWake());
+  }
+
+  /** Dispatches up to DRAIN_BUDGET records in place, then releases their space in one go. */
+  #drain(): void {
+    const c = this.#link.consumer;
+    let n = 0;
+    try {
+      while (n < DRAIN_BUDGET && !this.#halted() && !this.#state.closed && c.read() >= 0) {
+        n++;
+        this.#dispatch(c.data, c.offset, c.length, c.type);
+      }
+    } catch (err) {
+      this.#hooks.destroy(err as RingwireError);
+      return;
+    }
+    if (!this.#state.closed) c.release();
+    this.#hooks.drained();
+  }
+
+  #dispatch(data: Uint8Array, offset: number, length: number, type: number): void {
+    const kind = kindOf(type);
+    switch (kind) {
+      case Kind.Data:
+        this.#hooks.message(data.subarray(offset, offset + length));
+        return;
+      case Kind.Request:
+        this.#hooks.request(idOf(type), Buffer.from(data.subarray(offset, offset + length)));
+        return;
+      case Kind.Response:
+        this.#requests.answer(idOf(type), Buffer.from(data.subarray(offset, offset + length)));
+        return;
+      case Kind.ErrorResponse:
+        this.#requests.fail(idOf(type), ringwireError('ERR_REMOTE', `the peer's handler failed: ${Buffer.from(data.subarray(offset, offset + length)).toString()}`));
+        return;
+      case Kind.End:
+        this.#hooks.peerEnd();
+        return;
+      default:
+        throw ringwireError('ERR_HANDSHAKE', `the peer sent a record of unknown kind ${kind}`);
+    }
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * Where a channel is in its life: open -> ending (end() queued, then sent; the peer may still send)
+ * -> closed, and whether the peer already left. Every part of a channel reads it; only the Channel
+ * changes it, so the parts cannot disagree about whether it is closed.
+ */
+import { ringwireError, type RingwireError } from '../errors.js';
+
+export class ChannelState {
+  closed = false;
+  endQueued = false;
+  endSent = false;
+  peerEnded = false;
+  /** Why the peer's side of the link went away; the channel still delivers what it left in the ring. */
+  gone: { code: number | undefined; reason: string } | undefined;
+
+  goneError(): RingwireError {
+    const g = this.gone!;
+    return ringwireError('ERR_PEER_GONE', `the peer went away: ${g.reason}${g.code !== undefined ? ` (disconnect code ${g.code})` : ''}`);
+  }
+}

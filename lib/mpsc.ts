@@ -28,7 +28,7 @@ import {
 import { attachConsumerBlock, attachProducerBlock, type RingMemory } from './ring-memory.js';
 import type { RingOptions } from './ring-types.js';
 import { ConsumerBase, ProducerBase, checkMessage } from './ring-base.js';
-import { waitUntil, waitUntilSync, type WaitOptions } from './wait.js';
+import { waitUntil, waitUntilSync, type WaitOptions, type WaitingSide } from './wait.js';
 
 export const DEFAULT_ABANDON_TIMEOUT_MS = 1000;
 
@@ -156,13 +156,27 @@ export class MpscConsumer extends ConsumerBase {
   #abandonTimeoutMs: number;
   #blockedPos = 0;
   #blockedSince = -1;
+  /** The reservation tail when the abandon timer started: space below it has been held that long. */
+  #blockedTail = 0;
+  /**
+   * What the waits re-check on every wake: a record to read, or a head reservation whose time is
+   * up (skipped there and then). Plain available() would never start the abandon timer.
+   */
+  readonly #recovering: WaitingSide = {
+    ready: () => this.#readyOrRecovered(),
+    setWaiting: (on) => this.waitingSide.setWaiting(on),
+  };
 
   constructor(memory: RingMemory, opts: MpscConsumerOptions = {}) {
     const p = attachProducerBlock(memory.producer, RingKind.Mpsc);
     super(p, attachConsumerBlock(memory.consumer, RingKind.Mpsc, p.capacity), opts);
     this.#head = this.#pos = this.#reserved = Atomics.load(this.ctl, CW.head);
     this.#capShift = 31 - Math.clz32(p.capacity);
-    this.#abandonTimeoutMs = opts.abandonTimeoutMs ?? DEFAULT_ABANDON_TIMEOUT_MS;
+    const abandon = opts.abandonTimeoutMs ?? DEFAULT_ABANDON_TIMEOUT_MS;
+    if (typeof abandon !== 'number' || !(abandon >= 0)) {
+      throw ringwireError('ERR_INVALID_ARG', `abandonTimeoutMs must be a non-negative number, got ${String(abandon)}`);
+    }
+    this.#abandonTimeoutMs = abandon;
   }
 
   /** Re-reads the reservation tail; returns bytes reserved beyond the read position. */
@@ -241,6 +255,7 @@ export class MpscConsumer extends ConsumerBase {
     if (this.#blockedSince < 0 || this.#blockedPos !== this.#pos) {
       this.#blockedPos = this.#pos;
       this.#blockedSince = now;
+      this.#blockedTail = this.#reserved;
       return false;
     }
     if (now - this.#blockedSince < this.#abandonTimeoutMs) return false;
@@ -252,8 +267,10 @@ export class MpscConsumer extends ConsumerBase {
     if (size !== 0) {
       if ((size & 7) !== 0 || size > toEnd || size > ahead) this.fail(`reserved record of ${size} bytes at ${off} is impossible`);
     } else {
-      // The writer died before marking its size: everything up to the next non-zero word is its.
-      const limit = Math.min(ahead, toEnd);
+      // The writer died before marking its size: everything up to the next non-zero word is its,
+      // but only below the tail seen when the timer started. A producer that reserved since then
+      // is not late yet, and may not have stored its mark either: its record must not be skipped.
+      const limit = Math.min((this.#blockedTail - this.#pos) | 0, toEnd);
       size = RECORD_HEADER;
       while (size < limit && Atomics.load(this.words, (off + size) >> 2) === 0) size += RECORD_HEADER;
     }
@@ -297,7 +314,7 @@ export class MpscConsumer extends ConsumerBase {
       if (this.#readyOrRecovered()) return true;
       const slice = this.#parkSlice(deadline);
       if (slice <= 0) return false;
-      if (await waitUntil(this.waitingSide, this.dataBell, { spin: this.spin, ...opts, timeoutMs: slice === Infinity ? undefined : slice })) return true;
+      if (await waitUntil(this.#recovering, this.dataBell, { spin: this.spin, ...opts, timeoutMs: slice === Infinity ? undefined : slice })) return true;
     }
   }
 
@@ -307,13 +324,17 @@ export class MpscConsumer extends ConsumerBase {
       if (this.#readyOrRecovered()) return true;
       const slice = this.#parkSlice(deadline);
       if (slice <= 0) return false;
-      if (waitUntilSync(this.waitingSide, this.dataBell, slice, this.spin)) return true;
+      if (waitUntilSync(this.#recovering, this.dataBell, slice, this.spin)) return true;
     }
   }
 
+  /**
+   * Parks are cut into slices even on an empty ring: a producer may reserve the head and die while
+   * we sleep, and nobody rings for a record that is never committed, so only a slice's end starts
+   * (and later fires) the abandon timer. At least 1 ms, so a zero timeout does not busy-wait.
+   */
   #parkSlice(deadline: number): number {
-    const remaining = deadline - performance.now();
-    return this.#blockedSince >= 0 ? Math.min(remaining, this.#abandonTimeoutMs / 4) : remaining;
+    return Math.min(deadline - performance.now(), Math.max(1, this.#abandonTimeoutMs / 4));
   }
 
   /** available(), after skipping an abandoned reservation at the head if its time is up. */

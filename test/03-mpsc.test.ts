@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createThreadRing, openConsumer, openProducer } from '../lib/thread-ring.js';
 import { MpscConsumer, MpscProducer } from '../lib/mpsc.js';
-import { CW, PW } from '../lib/layout.js';
+import { CW, MPSC_STATE_COMMITTED, PRODUCER_DATA, PW } from '../lib/layout.js';
 import { allocateRing } from '../lib/ring-memory.js';
 import { RingKind } from '../lib/layout.js';
 import { isRingwireError } from '../lib/errors.js';
@@ -91,6 +91,46 @@ test('a reservation marked but never committed is skipped by its size', async ()
   assert.is(c.read(), 1);
   assert.is(c.type, 1);
   c.release();
+  assert.is(c.stats().abandoned, 1);
+});
+
+test('a reservation that appears while the consumer sleeps on an empty ring is skipped after the timeout', async () => {
+  const d = createThreadRing(1024, 'mpsc');
+  const [dead, live] = [openProducer(d) as MpscProducer, openProducer(d) as MpscProducer];
+  const c = openConsumer(d, { spin: 0, abandonTimeoutMs: 20 }) as MpscConsumer;
+  // Parked on an empty ring: nothing is blocked yet, so no abandon timer runs.
+  const parked = c.waitForData({ timeoutMs: 3000 });
+  assert.ok(dead.claim(40, 0) >= 0, 'a producer reserves and dies holding the record');
+  assert.ok(live.send(new Uint8Array([7]), 1), 'a live record behind it rings the sleeping consumer');
+  assert.ok(await parked, 'the dead reservation was skipped while waiting, well within the wait');
+  assert.is(c.read(), 1);
+  assert.is(c.type, 1);
+  c.release();
+  assert.is(c.stats().abandoned, 1);
+});
+
+test('skipping an unmarked dead reservation leaves alone a reservation made after the abandon timer started', async () => {
+  const d = createThreadRing(1024, 'mpsc');
+  const tail = new Int32Array(d.producer);
+  const words = new Int32Array(d.producer, PRODUCER_DATA);
+  const c = openConsumer(d, { abandonTimeoutMs: 20 }) as MpscConsumer;
+  // A producer won its CAS for 32 bytes at offset 0 and died before marking it.
+  Atomics.add(tail, PW.tail, 32);
+  assert.is(c.read(), -1, 'the abandon timer starts');
+  // A live producer, by hand between its two steps: its tail CAS (16 bytes at offset 32) is done,
+  // its reserved mark (lap 0, 16 bytes) is not stored yet.
+  Atomics.add(tail, PW.tail, 16);
+  // The first read() after the timeout skips the dead record, then finds the live one unmarked.
+  while (c.stats().abandoned === 0) {
+    await new Promise((r) => setTimeout(r, 5));
+    assert.is(c.read(), -1, 'nothing is committed yet');
+  }
+  words[32 / 4 + 1] = 5;
+  Atomics.store(words, 32 / 4, 16);
+  words[32 / 4 + 2] = 0x01020304;
+  assert.is(Atomics.compareExchange(words, 32 / 4, 16, MPSC_STATE_COMMITTED | (4 + 1)), 16, 'the live producer commits');
+  assert.is(c.read(), 4, 'its committed record is delivered, not skipped with the dead one');
+  assert.is(c.type, 5);
   assert.is(c.stats().abandoned, 1);
 });
 

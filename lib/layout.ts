@@ -9,7 +9,7 @@
  */
 
 export const CACHE_LINE = 64;
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 /** 'RWRP' little-endian: a ringwire producer block. */
 export const PRODUCER_MAGIC = 0x50525752;
 /** 'RWRC' little-endian: a ringwire consumer block. */
@@ -37,9 +37,9 @@ export const PRODUCER_FIELDS: readonly Field[] = [
   { name: 'kind', offset: 6, size: 2, owner: 'producer', ordering: 'immutable; RingKind' },
   { name: 'capacity', offset: 8, size: 4, owner: 'producer', ordering: 'immutable; power of two, read once at attach' },
   { name: 'dataOffset', offset: 12, size: 4, owner: 'producer', ordering: 'immutable; must equal PRODUCER_DATA' },
-  { name: 'tail', offset: 64, size: 4, owner: 'producer', ordering: 'SPSC: store-release after records are written; MPSC: reservation, advanced by CAS' },
+  { name: 'tail', offset: 64, size: 4, owner: 'producer', ordering: 'SPSC: the published position, for attach and inspection (readers follow record headers, not this); MPSC: reservation, advanced by CAS' },
   { name: 'producerWaiting', offset: 128, size: 4, owner: 'producer', ordering: 'SPSC: 1 while the producer waits for space; MPSC: count of waiting producers; seq-cst, paired with the consumer releasing space' },
-  { name: 'data', offset: 192, size: 0, owner: 'producer', ordering: 'records; written before the tail (SPSC) or the record state word (MPSC) publishes them' },
+  { name: 'data', offset: 192, size: 0, owner: 'producer', ordering: 'records; published by a store-release of word 0 of the first record of a batch (SPSC) or of each record state word (MPSC)' },
 ];
 
 /** Consumer block: immutable header, the head on its own line, the consumer's wake flag. */
@@ -86,9 +86,18 @@ export const CONSUMER_BLOCK_SIZE = 3 * CACHE_LINE;
 /**
  * Record header, 8 bytes, 8-byte aligned; a record occupies align8(8 + length) bytes and never
  * straddles the end of the data area (a padding record fills the gap instead).
- *   word 0: SPSC: payload length.  MPSC: the state word (MPSC_STATE_* below).
+ *   word 0: SPSC: payload length | SPSC_PRESENT, or 0 where no record is published yet.
+ *           MPSC: the state word (MPSC_STATE_* below).
  *   word 1: type — user type in bits 0..30; bit 31 marks a padding record.
+ *
+ * SPSC publication: the consumer polls word 0 at its read position, so a message crosses cores in
+ * the cache lines that carry it, without a separate tail line. A commit first zeroes word 0 of the
+ * slot after its last record, then stores word 0 of its first record with release order: every
+ * record of the batch (and the zero that ends it) is visible before the first one is. The producer
+ * keeps SPSC_SLACK bytes free so the slot after the last record is always free space to zero.
  */
+export const SPSC_PRESENT = 0x80000000;
+export const SPSC_SLACK = 8;
 export const RECORD_HEADER = 8;
 export const RECORD_ALIGN = 8;
 export const TYPE_PADDING = 0x80000000;
@@ -124,9 +133,12 @@ export function producerBlockSize(capacity: number): number {
   return PRODUCER_DATA + capacity;
 }
 
-/** The largest payload a ring of `capacity` bytes accepts: all of it but one record header. */
-export function maxMessageSize(capacity: number): number {
-  return capacity - RECORD_HEADER;
+/**
+ * The largest payload a ring of `capacity` bytes accepts: all of it but one record header (SPSC:
+ * and the free slot that ends every published batch).
+ */
+export function maxMessageSize(capacity: number, kind: RingKind = RingKind.Spsc): number {
+  return capacity - RECORD_HEADER - (kind === RingKind.Spsc ? SPSC_SLACK : 0);
 }
 
 export function isPowerOfTwo(n: number): boolean {

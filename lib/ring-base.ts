@@ -46,7 +46,7 @@ export abstract class ProducerBase implements RingProducer {
   constructor(p: AttachedProducerBlock, c: AttachedConsumerBlock, opts: RingOptions) {
     this.data = p.data;
     this.capacity = p.capacity;
-    this.maxMessageSize = maxMessageSize(p.capacity);
+    this.maxMessageSize = maxMessageSize(p.capacity, p.kind);
     this.ctl = p.ctl;
     this.peerCtl = c.ctl;
     this.words = p.words;

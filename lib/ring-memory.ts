@@ -25,6 +25,7 @@ export interface AttachedProducerBlock {
   readonly data: Uint8Array;
   readonly words: Int32Array;
   readonly capacity: number;
+  readonly kind: RingKind;
 }
 
 export interface AttachedConsumerBlock {
@@ -100,6 +101,7 @@ export function attachProducerBlock(block: Block, kind: RingKind): AttachedProdu
   return {
     ctl,
     capacity,
+    kind,
     data: new Uint8Array(block.buffer, offset + PRODUCER_DATA, capacity),
     words: new Int32Array(block.buffer, offset + PRODUCER_DATA, capacity >> 2),
   };

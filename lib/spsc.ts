@@ -7,15 +7,16 @@
  * the side that does not own it.
  *
  * Indices are free-running byte positions (u32 arithmetic through `| 0`); `tail - head` is the
- * bytes in use and is never above capacity. Every value read from the peer's block is validated
+ * bytes in use and is never above capacity - SPSC_SLACK. The consumer finds records by their
+ * headers, not by the tail (lib/layout.ts, "SPSC publication"), so a message costs the consumer the
+ * cache lines it occupies and nothing more. Every value read from the peer's block is validated
  * before use; a broken invariant throws ERR_RING_CORRUPT and poisons the ring.
  */
 import { ringwireError } from './errors.js';
-import { CW, PW, RECORD_HEADER, RingKind, TYPE_PADDING, MAX_USER_TYPE, recordBytes } from './layout.js';
+import { CW, PW, RECORD_HEADER, RingKind, SPSC_PRESENT, SPSC_SLACK, TYPE_PADDING, MAX_USER_TYPE, recordBytes } from './layout.js';
 import { attachConsumerBlock, attachProducerBlock, type RingMemory } from './ring-memory.js';
 import type { RingOptions } from './ring-types.js';
 import { ConsumerBase, ProducerBase, checkMessage } from './ring-base.js';
-
 
 export class SpscProducer extends ProducerBase {
   /** Claimed position: records between the published tail and here are claimed, not yet visible. */
@@ -23,6 +24,9 @@ export class SpscProducer extends ProducerBase {
   #published: number;
   /** Last consumer head seen: space is re-read only when this one says the ring is full. */
   #head: number;
+  /** Word index and value of word 0 of the first unpublished record: stored last, by commit(). */
+  #gate = -1;
+  #gateWord = 0;
   #pending = 0;
   #pendingBytes = 0;
 
@@ -36,19 +40,23 @@ export class SpscProducer extends ProducerBase {
 
   #checkHead(head: number, previous: number): void {
     const used = (this.#published - head) | 0;
-    if ((head & 7) !== 0 || used < 0 || used > this.capacity || ((head - previous) | 0) < 0) {
+    if ((head & 7) !== 0 || used < 0 || used > this.capacity - SPSC_SLACK || ((head - previous) | 0) < 0) {
       this.broken = ringwireError('ERR_RING_CORRUPT', `producer: consumer head ${head >>> 0} is impossible (tail ${this.#published >>> 0}, last head ${previous >>> 0})`);
       throw this.broken;
     }
   }
 
-  /** True when `bytes` more fit; re-reads the consumer's head only when the cached one says no. */
+  /**
+   * True when `bytes` more fit and leave SPSC_SLACK free; re-reads the consumer's head only when
+   * the cached one says no.
+   */
   #fits(bytes: number): boolean {
-    if (((this.#tail - this.#head) | 0) + bytes <= this.capacity) return true;
+    const room = this.capacity - SPSC_SLACK - bytes;
+    if (((this.#tail - this.#head) | 0) <= room) return true;
     const head = Atomics.load(this.peerCtl, CW.head);
     this.#checkHead(head, this.#head);
     this.#head = head;
-    return ((this.#tail - head) | 0) + bytes <= this.capacity;
+    return ((this.#tail - head) | 0) <= room;
   }
 
   protected hasSpaceFor(length: number): boolean {
@@ -68,8 +76,7 @@ export class SpscProducer extends ProducerBase {
       off = 0;
     }
     if (!this.#fits(rec)) return this.#full();
-    this.words[off >> 2] = length;
-    this.words[(off >> 2) + 1] = type;
+    this.#header(off, length, type);
     this.#tail = (this.#tail + rec) | 0;
     this.#pending++;
     this.#pendingBytes += length;
@@ -80,10 +87,20 @@ export class SpscProducer extends ProducerBase {
   #padToEnd(off: number): boolean {
     const pad = this.capacity - off;
     if (!this.#fits(pad)) return false;
-    this.words[off >> 2] = pad - RECORD_HEADER;
-    this.words[(off >> 2) + 1] = TYPE_PADDING;
+    this.#header(off, pad - RECORD_HEADER, TYPE_PADDING);
     this.#tail = (this.#tail + pad) | 0;
     return true;
+  }
+
+  /** Writes a header; the batch's first one keeps word 0 back, since storing it publishes the batch. */
+  #header(off: number, length: number, type: number): void {
+    this.words[(off >> 2) + 1] = type;
+    if (this.#gate < 0) {
+      this.#gate = off >> 2;
+      this.#gateWord = length | SPSC_PRESENT;
+    } else {
+      this.words[off >> 2] = length | SPSC_PRESENT;
+    }
   }
 
   #full(): number {
@@ -93,8 +110,13 @@ export class SpscProducer extends ProducerBase {
 
   commit(): void {
     if (this.#tail === this.#published) return;
-    // Release: the consumer must see the records before the tail that covers them.
-    Atomics.store(this.ctl, PW.tail, this.#tail);
+    // The slot after the batch is free (SPSC_SLACK) and may hold an older lap's bytes: it must read
+    // as "nothing yet" before the batch ahead of it becomes visible.
+    this.words[(this.#tail & this.mask) >> 2] = 0;
+    this.ctl[PW.tail] = this.#tail;
+    // Release (seq-cst): the batch, and the zero that ends it, are visible before its first word.
+    Atomics.store(this.words, this.#gate, this.#gateWord);
+    this.#gate = -1;
     this.#published = this.#tail;
     this.counters.messages += this.#pending;
     this.counters.bytes += this.#pendingBytes;
@@ -108,43 +130,36 @@ export class SpscConsumer extends ConsumerBase {
   #head: number;
   /** Read position: records between head and here have been read but not released. */
   #pos: number;
-  /** Last producer tail seen. */
-  #tail: number;
 
   constructor(memory: RingMemory, opts: RingOptions = {}) {
     const p = attachProducerBlock(memory.producer, RingKind.Spsc);
     super(p, attachConsumerBlock(memory.consumer, RingKind.Spsc, p.capacity), opts);
-    this.#head = this.#pos = this.#tail = Atomics.load(this.ctl, CW.head);
+    this.#head = this.#pos = Atomics.load(this.ctl, CW.head);
   }
 
-  /** Re-reads the producer's tail; true when there is more to read. */
-  #refresh(): boolean {
-    const tail = Atomics.load(this.peerCtl, PW.tail);
-    this.checkTail(tail, this.#head, this.#tail, 'producer tail');
-    this.#tail = tail;
-    return tail !== this.#pos;
-  }
-
-  /** True when a record (or padding) is waiting. Stale by at most one producer commit. */
+  /** True when a record (or padding) is waiting: word 0 at the read position is published. */
   available(): boolean {
     if (this.broken) throw this.broken;
-    return this.#pos !== this.#tail || this.#refresh();
+    return Atomics.load(this.words, (this.#pos & this.mask) >> 2) !== 0;
   }
 
   read(): number {
     if (this.broken) throw this.broken;
     for (;;) {
-      if (this.#pos === this.#tail && !this.#refresh()) return -1;
       const off = this.#pos & this.mask;
-      const len = this.words[off >> 2]! >>> 0;
+      // Acquire: the payload (and the headers after it) were written before this word.
+      const word = Atomics.load(this.words, off >> 2);
+      if (word === 0) return -1;
+      if (word > 0) this.fail(`record header at ${off} lacks the present bit (0x${word.toString(16)})`);
+      const len = word & ~SPSC_PRESENT;
       const type = this.words[(off >> 2) + 1]! >>> 0;
       if (type > MAX_USER_TYPE) {
         this.#skipPadding(off, len, type);
         continue;
       }
       const rec = recordBytes(len);
-      if (len > this.capacity || off + rec > this.capacity || rec > ((this.#tail - this.#pos) | 0)) {
-        this.fail(`record of ${len} bytes at ${off} runs past the ${(this.#tail - this.#pos) | 0} bytes published`);
+      if (len > this.capacity || off + rec > this.capacity || this.#unreleased() + rec > this.capacity - SPSC_SLACK) {
+        this.fail(`record of ${len} bytes at ${off} runs past the data area or over unreleased records`);
       }
       this.offset = off + RECORD_HEADER;
       this.length = len;
@@ -156,11 +171,16 @@ export class SpscConsumer extends ConsumerBase {
     }
   }
 
+  /** Bytes read but not yet released: with the next record, never more than a producer may publish. */
+  #unreleased(): number {
+    return (this.#pos - this.#head) | 0;
+  }
+
   /** Off the hot path: skip a padding record, which must end the area. */
   #skipPadding(off: number, len: number, type: number): void {
     if (type !== TYPE_PADDING) this.fail(`record at ${off} has reserved type bits 0x${type.toString(16)}`);
     const pad = len + RECORD_HEADER;
-    if (len > this.capacity || off + pad !== this.capacity || pad > ((this.#tail - this.#pos) | 0)) {
+    if (len > this.capacity || off + pad !== this.capacity || this.#unreleased() + pad > this.capacity - SPSC_SLACK) {
       this.fail(`padding record of ${len} bytes at ${off} does not end the ring`);
     }
     // Released at once when nothing unreleased precedes it, so a waiting producer gets the space.

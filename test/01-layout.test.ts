@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   CACHE_LINE, CONSUMER_BLOCK_SIZE, CONSUMER_FIELDS, PRODUCER_DATA, PRODUCER_FIELDS, type Field,
-  maxMessageSize, recordBytes,
+  RingKind, SPSC_SLACK, maxMessageSize, recordBytes,
 } from '../lib/layout.js';
 
 function checkTable(name: string, fields: readonly Field[], blockEnd: number): void {
@@ -54,8 +54,11 @@ test('record sizes are 8-byte aligned and include the header', () => {
   assert.is(recordBytes(1), 16);
   assert.is(recordBytes(8), 16);
   assert.is(recordBytes(9), 24);
-  assert.is(maxMessageSize(1024), 1016);
-  assert.is(recordBytes(maxMessageSize(1024)), 1024);
+  // SPSC keeps one header slot free after every batch (SPSC_SLACK); MPSC uses the whole area.
+  assert.is(maxMessageSize(1024), 1008);
+  assert.is(recordBytes(maxMessageSize(1024)) + SPSC_SLACK, 1024);
+  assert.is(maxMessageSize(1024, RingKind.Mpsc), 1016);
+  assert.is(recordBytes(maxMessageSize(1024, RingKind.Mpsc)), 1024);
 });
 
 test.run();

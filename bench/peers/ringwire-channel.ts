@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { connect, createDuplex, type Channel } from '../../lib/index.js';
 import { pinnedNode } from '../pin.js';
 import type { OpenContext, Peer, PingPongRun, StreamHandle, Transport } from '../transport.js';
+import { maxMessageSize } from '../../lib/layout.js';
 
 const peerScript = fileURLToPath(new URL('./ringwire-channel-peer.js', import.meta.url));
 const RING_BYTES = 1 << 22;
@@ -167,7 +168,7 @@ export const ringwireChannel: Transport = {
   name: 'ringwire-channel',
   distance: 'process',
   description: 'connect()/listen() channel to a child process, request() per round trip, both sides busy-polling',
-  maxSize: RING_BYTES - 8,
+  maxSize: maxMessageSize(RING_BYTES),
   open: (ctx) => openChannelPeer('busy', ctx),
 };
 
@@ -175,7 +176,7 @@ export const ringwireChannelDoorbell: Transport = {
   name: 'ringwire-channel-doorbell',
   distance: 'process',
   description: 'the same channel, both sides sleeping on their eventfd doorbell when idle',
-  maxSize: RING_BYTES - 8,
+  maxSize: maxMessageSize(RING_BYTES),
   open: (ctx) => openChannelPeer('doorbell', ctx),
 };
 
@@ -183,7 +184,7 @@ export const ringwireChannelHybrid: Transport = {
   name: 'ringwire-channel-hybrid',
   distance: 'process',
   description: 'the doorbell channel, the requester polling up to 50 µs for each response (responseSpinUs: 50); the peer still sleeps',
-  maxSize: RING_BYTES - 8,
+  maxSize: maxMessageSize(RING_BYTES),
   open: (ctx) => openChannelPeer('doorbell', ctx, 50),
 };
 

@@ -1,10 +1,11 @@
 import type { Transport } from '../transport.js';
 import { openProcessRingPeer } from './ringwire-process.js';
+import { maxMessageSize } from '../../lib/layout.js';
 
 export const ringwireProcessDoorbell: Transport = {
   name: 'ringwire-process-doorbell',
   distance: 'process',
   description: 'as ringwire-process, but the far side never spins: it parks on its eventfd whenever its ring is empty',
-  maxSize: (1 << 20) - 8,
+  maxSize: maxMessageSize(1 << 20),
   open: (ctx) => openProcessRingPeer('doorbell', ctx),
 };

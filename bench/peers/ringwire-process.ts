@@ -17,6 +17,7 @@ import { FdServer, type FdSocket } from '../../lib/unix-socket.js';
 import { pinnedNode } from '../pin.js';
 import type { OpenContext, Peer, Transport } from '../transport.js';
 import { ringPeer, PRODUCER_SPIN } from './ring-wire.js';
+import { maxMessageSize } from '../../lib/layout.js';
 
 const peerScript = fileURLToPath(new URL('./ringwire-process-peer.js', import.meta.url));
 /** The same ring size as ringwire-thread, so both carry the same message sizes. */
@@ -96,6 +97,6 @@ export const ringwireProcess: Transport = {
   name: 'ringwire-process',
   distance: 'process',
   description: 'SPSC rings in sealed memfds between this process and a child, busy-polling (eventfds set up but rarely rung)',
-  maxSize: RING_BYTES - 8,
+  maxSize: maxMessageSize(RING_BYTES),
   open: (ctx) => openProcessRingPeer('busy', ctx),
 };

@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { createThreadRing, openConsumer, openProducer } from '../../lib/thread-ring.js';
 import type { Transport } from '../transport.js';
 import { ringPeer, PRODUCER_SPIN } from './ring-wire.js';
+import { maxMessageSize } from '../../lib/layout.js';
 
 const RING_BYTES = 1 << 20;
 /**
@@ -15,7 +16,7 @@ export const ringwireThread: Transport = {
   name: 'ringwire-thread',
   distance: 'thread',
   description: 'SPSC rings in SharedArrayBuffers between the main thread and a worker, busy-polling',
-  maxSize: RING_BYTES - 8,
+  maxSize: maxMessageSize(RING_BYTES),
   async open(ctx) {
     const ping = createThreadRing(RING_BYTES);
     const pong = createThreadRing(RING_BYTES);

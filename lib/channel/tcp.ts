@@ -6,7 +6,8 @@
  *
  * The handshake reuses the UNIX-socket messages (protocol.ts), each prefixed by its u32 length:
  * server Hello, client Init, then server Connected or Disconnect. The ring sizes in Init bound the
- * largest frame each direction may carry (ring bytes - 8, as on a ring). docs/protocol.md, "TCP".
+ * largest frame each direction may carry (maxMessageSize of an SPSC ring that size, as over shared
+ * memory). docs/protocol.md, "TCP".
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -14,7 +15,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { ringwireError } from '../errors.js';
 import type { ConsumerStats, ProducerStats } from '../ring-types.js';
 import type { WaitOptions } from '../wait.js';
-import { isPowerOfTwo } from '../layout.js';
+import { isPowerOfTwo, maxMessageSize } from '../layout.js';
 import {
   DisconnectCode, DisconnectView, Frame, HelloView, InitView, Msg, PROTOCOL_VERSION,
   encodeConnected, encodeDisconnect, encodeHello, encodeInit, msgName,
@@ -385,7 +386,7 @@ export async function listenTcp(host: string, port: number, opts: ServerOptions,
         writeMessage(sock, encodeConnected());
         handedOver = true;
         done();
-        hooks.link(new TcpLink(sock, init.serverToClientBytes - FRAME_HEADER, init.clientToServerBytes - FRAME_HEADER, leftover, peer));
+        hooks.link(new TcpLink(sock, maxMessageSize(init.serverToClientBytes), maxMessageSize(init.clientToServerBytes), leftover, peer));
       } catch (err) {
         reader.detach();
         const e = err as HandshakeError;
@@ -449,7 +450,7 @@ export async function connectTcp(host: string, port: number, o: TcpConnectOption
     const c = await reader.next('Connected');
     if (c.type === Msg.Disconnect) throw peerRefusal(new DisconnectView(c.body));
     if (c.type !== Msg.Connected) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `expected Connected, got ${msgName(c.type)}`);
-    return new TcpLink(sock, size - FRAME_HEADER, size - FRAME_HEADER, reader.detach(), { name: hello.name });
+    return new TcpLink(sock, maxMessageSize(size), maxMessageSize(size), reader.detach(), { name: hello.name });
   } catch (err) {
     reader.detach();
     const code = (err as HandshakeError).disconnectCode;

@@ -3,6 +3,7 @@
  * exporting a Transport (see bench/transport.ts) and register it here.
  */
 import { registerTransport } from '../transport.js';
+import { atomicsFloor } from './atomics-floor.js';
 import { messageChannel } from './message-channel.js';
 import { ringwireChannel, ringwireChannelDoorbell, ringwireChannelHybrid, http2Ringwire, http2Uds } from './ringwire-channel.js';
 import { ringwireProcess } from './ringwire-process.js';
@@ -16,6 +17,7 @@ registerTransport(uds);
 registerTransport(tcp);
 registerTransport(workerPostMessage);
 registerTransport(messageChannel);
+registerTransport(atomicsFloor);
 registerTransport(ringwireThread);
 registerTransport(ringwireProcess);
 registerTransport(ringwireProcessDoorbell);

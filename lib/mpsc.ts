@@ -9,16 +9,20 @@
  * Reservation is lock-free: a producer advances the shared tail by compare-and-swap, marks its
  * record "reserved" with its size and lap tag, writes the payload, and commits by a CAS from that
  * mark to "committed" (layout.ts, MPSC_STATE_*). The consumer reads records strictly in reservation
- * order and zeroes them before releasing, so an unwritten reservation always reads as 0.
+ * order and zeroes them before releasing, so an unwritten state word holds 0 or a word of an
+ * earlier lap (the lap tag tells them apart).
  *
  * A producer that dies between reserving and committing would wedge the ring. The consumer waits
  * `abandonTimeoutMs` for a record at the head, then skips it: by its size if the producer got as
- * far as marking it, otherwise up to the next non-zero word (all space between is zero). This is
- * only safe for producers that are really gone. A live producer stalled longer than the timeout
- * between claim and commit finds its commit refused (ERR_TIMEOUT, counted as `revoked`), and its
- * late writes are never read as records (the lap tag); but payload bytes it writes after the skip
- * may land in space that another producer has reserved since. Choose the timeout well above any
- * pause a live producer can take between claim() and commit().
+ * far as marking it, otherwise slot by slot up to the next marked record, below the tail it saw
+ * when the timer started. Each slot it crosses gets a SKIPPED word by compare-and-swap, and the
+ * producer marks by compare-and-swap too, so a producer that stalled between its tail CAS and its
+ * mark finds SKIPPED and reserves again instead of writing into space the consumer has passed.
+ * Skipping is only safe for producers that are really gone. A live producer stalled longer than
+ * the timeout between claim and commit finds its commit refused (ERR_TIMEOUT, counted as
+ * `revoked`), and its late writes are never read as records (the lap tag); but payload bytes it
+ * writes after the skip may land in space that another producer has reserved since. Choose the
+ * timeout well above any pause a live producer can take between claim() and commit().
  */
 import { ringwireError } from './errors.js';
 import {
@@ -35,6 +39,17 @@ export const DEFAULT_ABANDON_TIMEOUT_MS = 1000;
 /** The lap tag of a position, already shifted into place in a state word. */
 function lapTag(position: number, capShift: number): number {
   return ((position >>> capShift) & 63) << MPSC_STATE_TAG_SHIFT;
+}
+
+/**
+ * The consumer's word in a slot it skipped without a mark: committed with value 0, which no record
+ * has (a committed value is payload length + 1). With the slot's lap tag.
+ */
+const SKIPPED = MPSC_STATE_COMMITTED;
+
+/** True when `word` is a mark, a committed state or SKIPPED of the lap whose tag is `tag`. */
+function isMarked(word: number, tag: number): boolean {
+  return (word ^ tag) >>> MPSC_STATE_TAG_SHIFT === 0 && (word & (MPSC_STATE_VALUE_MASK | MPSC_STATE_COMMITTED)) !== 0;
 }
 
 export class MpscProducer extends ProducerBase {
@@ -97,21 +112,36 @@ export class MpscProducer extends ProducerBase {
         if (Atomics.compareExchange(this.ctl, PW.tail, tail, (tail + pad) | 0) !== tail) continue;
         this.words[(off >> 2) + 1] = TYPE_PADDING;
         // Publishes the padding's type with its committed state; the consumer may be asleep
-        // waiting for exactly this, since it frees the space the record needs.
-        Atomics.store(this.words, off >> 2, lapTag(tail, this.#capShift) | MPSC_STATE_COMMITTED | (pad - RECORD_HEADER + 1));
-        this.notifyConsumer();
+        // waiting for exactly this, since it frees the space the record needs. Skipped already:
+        // the consumer went past the end anyway.
+        if (this.#mark(off >> 2, lapTag(tail, this.#capShift) | MPSC_STATE_COMMITTED | (pad - RECORD_HEADER + 1))) this.notifyConsumer();
         continue;
       }
       if (!this.#fits(tail, rec)) return -1;
       if (Atomics.compareExchange(this.ctl, PW.tail, tail, (tail + rec) | 0) !== tail) continue;
-      this.words[(off >> 2) + 1] = type;
       // Marks the reservation with its size at once, so a consumer can skip it if we die now.
-      // A plain store: the reservation is ours, whatever a late writer of an older lap left here.
-      this.#claimMark = lapTag(tail, this.#capShift) | rec;
-      Atomics.store(this.words, off >> 2, this.#claimMark);
+      const mark = lapTag(tail, this.#capShift) | rec;
+      if (!this.#mark(off >> 2, mark)) continue;
+      this.words[(off >> 2) + 1] = type;
+      this.#claimMark = mark;
       this.#claimWord = off >> 2;
       this.#claimLen = length;
       return off + RECORD_HEADER;
+    }
+  }
+
+  /**
+   * Stores `state` in the state word of a reservation of ours; false when the consumer has already
+   * skipped it (SKIPPED of our lap there), and it is no longer ours. A compare-and-swap from what
+   * we saw, never a store: a store could land after the consumer's SKIPPED, in space it has passed.
+   * Anything else there (0, a word of an earlier lap) is ours to replace.
+   */
+  #mark(word: number, state: number): boolean {
+    const tag = (state >>> MPSC_STATE_TAG_SHIFT) << MPSC_STATE_TAG_SHIFT;
+    for (;;) {
+      const seen = Atomics.load(this.words, word);
+      if (isMarked(seen, tag)) return false;
+      if (Atomics.compareExchange(this.words, word, seen, state) === seen) return true;
     }
   }
 
@@ -158,6 +188,11 @@ export class MpscConsumer extends ConsumerBase {
   #blockedSince = -1;
   /** The reservation tail when the abandon timer started: space below it has been held that long. */
   #blockedTail = 0;
+  /**
+   * [from, to) position pairs of skipped slots read since the last release: release() leaves
+   * their SKIPPED words in place, since a stalled producer's mark would land on a zero there.
+   */
+  readonly #keep: number[] = [];
   /**
    * What the waits re-check on every wake: a record to read, or a head reservation whose time is
    * up (skipped there and then). Plain available() would never start the abandon timer.
@@ -263,20 +298,38 @@ export class MpscConsumer extends ConsumerBase {
     const state = this.#state(off);
     if ((state & MPSC_STATE_COMMITTED) !== 0) return true;
     const toEnd = this.capacity - off;
-    let size = state & MPSC_STATE_VALUE_MASK;
+    const size = state & MPSC_STATE_VALUE_MASK;
     if (size !== 0) {
       if ((size & 7) !== 0 || size > toEnd || size > ahead) this.fail(`reserved record of ${size} bytes at ${off} is impossible`);
-    } else {
-      // The writer died before marking its size: everything up to the next non-zero word is its,
-      // but only below the tail seen when the timer started. A producer that reserved since then
-      // is not late yet, and may not have stored its mark either: its record must not be skipped.
-      const limit = Math.min((this.#blockedTail - this.#pos) | 0, toEnd);
-      size = RECORD_HEADER;
-      while (size < limit && Atomics.load(this.words, (off + size) >> 2) === 0) size += RECORD_HEADER;
+      // Seq-cst, paired with the producer's committing CAS: exactly one of the two lands, so the
+      // record is either read or revoked, never committed into space we have passed.
+      const skipped = ((state & ~(MPSC_STATE_VALUE_MASK | MPSC_STATE_COMMITTED)) | SKIPPED) >>> 0;
+      if (Atomics.compareExchange(this.words, off >> 2, state | 0, skipped | 0) !== (state | 0)) return true;
+      this.#blockedSince = -1;
+      this.counters.abandoned++;
+      this.#skip(size);
+      return true;
     }
+    // The writer died before marking its size: every slot up to the next marked record is its,
+    // but only below the tail seen when the timer started. A producer that reserved since then
+    // is not late yet, and may not have stored its mark either: its record must not be skipped.
+    const limit = Math.min((this.#blockedTail - this.#pos) | 0, toEnd);
+    const tag = lapTag(this.#pos, this.#capShift);
+    let skipped = 0;
+    while (skipped < limit) {
+      const word = (off + skipped) >> 2;
+      const seen = Atomics.load(this.words, word);
+      if (isMarked(seen, tag)) break;
+      // Seq-cst, paired with the producer's marking CAS: exactly one of the two lands, so a
+      // producer late to mark this slot learns that it lost the reservation.
+      if (Atomics.compareExchange(this.words, word, seen, tag | SKIPPED) === seen) skipped += RECORD_HEADER;
+    }
+    // Its writer marked the head just now, after the timeout: skip it by its size on the next look.
+    if (skipped === 0) return true;
     this.#blockedSince = -1;
     this.counters.abandoned++;
-    this.#skip(size);
+    this.#keep.push(this.#pos, (this.#pos + skipped) | 0);
+    this.#skip(skipped);
     return true;
   }
 
@@ -289,19 +342,30 @@ export class MpscConsumer extends ConsumerBase {
   /** Zeroes and releases every record read so far. */
   release(): void {
     if (this.#pos === this.#head) return;
-    const from = this.#head & this.mask;
-    const bytes = (this.#pos - this.#head) | 0;
-    // Zeroing keeps "unwritten" readable as 0 for the next lap (see the class comment).
-    if (from + bytes <= this.capacity) {
-      this.data.fill(0, from, from + bytes);
-    } else {
-      this.data.fill(0, from, this.capacity);
-      this.data.fill(0, 0, from + bytes - this.capacity);
+    // Zeroing keeps old payload from passing for a marked state word in a later lap.
+    let from = this.#head;
+    for (let i = 0; i < this.#keep.length; i += 2) {
+      this.#zero(from, this.#keep[i]!);
+      from = this.#keep[i + 1]!;
     }
+    this.#zero(from, this.#pos);
+    this.#keep.length = 0;
     // Release: the zeroes (and our reads) before the head that hands the space back.
     Atomics.store(this.ctl, CW.head, this.#pos);
     this.#head = this.#pos;
     this.notifyProducers();
+  }
+
+  /** Zeroes the record area from position `from` up to position `to`, wrapping at the end. */
+  #zero(from: number, to: number): void {
+    const start = from & this.mask;
+    const bytes = (to - from) | 0;
+    if (start + bytes <= this.capacity) {
+      this.data.fill(0, start, start + bytes);
+    } else {
+      this.data.fill(0, start, this.capacity);
+      this.data.fill(0, 0, start + bytes - this.capacity);
+    }
   }
 
   /**

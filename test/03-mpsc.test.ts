@@ -134,6 +134,105 @@ test('skipping an unmarked dead reservation leaves alone a reservation made afte
   assert.is(c.stats().abandoned, 1);
 });
 
+test('a producer late to mark a reservation the consumer skipped cannot mark it afterwards', async () => {
+  const d = createThreadRing(1024, 'mpsc');
+  const tail = new Int32Array(d.producer);
+  const words = new Int32Array(d.producer, PRODUCER_DATA);
+  const c = openConsumer(d, { abandonTimeoutMs: 0 }) as MpscConsumer;
+  // A dead producer's 32 bytes, then a stalled one's 16 bytes: both tail CASes done, no marks.
+  Atomics.add(tail, PW.tail, 48);
+  assert.is(c.read(), -1, 'the abandon timer starts');
+  assert.is(c.read(), -1, 'both unmarked reservations are skipped');
+  assert.is(c.stats().abandoned, 1);
+  // The stalled producer wakes and marks the way claim() does: a CAS from the word it saw (0).
+  assert.is.not(Atomics.compareExchange(words, 32 / 4, 0, 16), 0, 'its mark does not land in space the consumer passed');
+  const p = openProducer(d) as MpscProducer;
+  assert.ok(p.send(new Uint8Array([3]), 4));
+  assert.is(c.read(), 1);
+  assert.is(c.type, 4);
+});
+
+test('a producer whose reservation the consumer already skipped reserves again', () => {
+  const d = createThreadRing(1024, 'mpsc');
+  const words = new Int32Array(d.producer, PRODUCER_DATA);
+  const p = openProducer(d) as MpscProducer;
+  // What a consumer leaves in a slot it skipped unmarked: lap 0, committed, value 0.
+  Atomics.store(words, 0, MPSC_STATE_COMMITTED);
+  const off = p.claim(8, 1);
+  assert.is(off, 16 + 8, 'the record went to the next reservation, not the skipped one');
+  assert.is(Atomics.load(words, 0), MPSC_STATE_COMMITTED, 'the skipped slot was left alone');
+  p.commit();
+  assert.is(Atomics.load(words, 16 / 4), MPSC_STATE_COMMITTED | (8 + 1));
+});
+
+test('dead reservations, marked or not, skipped at once over many laps: every committed message arrives in order', () => {
+  const r = prng(seed ^ 0x5eed);
+  for (const capacity of [64, 256, 1024]) {
+    const d = createThreadRing(capacity, 'mpsc');
+    const tail = new Int32Array(d.producer);
+    const head = new Int32Array(d.consumer);
+    const ps = [0, 1].map(() => openProducer(d) as MpscProducer);
+    // Timeout 0: any record not committed when the consumer looks twice is skipped.
+    const c = openConsumer(d, { abandonTimeoutMs: 0 }) as MpscConsumer;
+    const sent: number[][] = [[], []];
+    const got = [0, 0];
+    const open = [false, false];
+    let deadUnmarked = 0;
+    for (let step = 0; step < 40000; step++) {
+      const who = r.int(0, 1);
+      const p = ps[who]!;
+      const op = r.next();
+      if (op < 0.3 && !open[who]) {
+        const len = r.int(0, Math.min(24, p.maxMessageSize));
+        const off = p.claim(len, who);
+        if (off >= 0) {
+          p.data.fill(sent[who]!.length & 0xff, off, off + len);
+          open[who] = true;
+        }
+      } else if (op < 0.5 && open[who]) {
+        open[who] = false;
+        const seq = sent[who]!.length;
+        try {
+          p.commit();
+          sent[who]!.push(seq);
+        } catch (err) {
+          assert.ok(isRingwireError(err, 'ERR_TIMEOUT'), String(err));
+        }
+      } else if (op < 0.55) {
+        // A producer that won its tail CAS and died before marking; never across the end.
+        const t = Atomics.load(tail, PW.tail);
+        const bytes = 8 * r.int(1, 4);
+        const room = capacity - ((t - Atomics.load(head, CW.head)) | 0);
+        if ((t & (capacity - 1)) + bytes <= capacity && bytes <= room && Atomics.compareExchange(tail, PW.tail, t, t + bytes) === t) deadUnmarked++;
+      } else if (op < 0.9) {
+        while (c.read() >= 0) {
+          const from = c.type;
+          assert.ok(from < 2, `type ${from}`);
+          assert.ok(got[from]! < sent[from]!.length, `producer ${from} record ${got[from]} was never committed`);
+          if (c.length > 0) assert.is(c.data[c.offset], sent[from]![got[from]!]! & 0xff, 'payload of the right message');
+          got[from]!++;
+        }
+      } else {
+        c.release();
+      }
+    }
+    for (const [who, p] of ps.entries()) {
+      if (!open[who]) continue;
+      try {
+        p.commit();
+        sent[who]!.push(sent[who]!.length);
+      } catch (err) {
+        assert.ok(isRingwireError(err, 'ERR_TIMEOUT'), String(err));
+      }
+    }
+    for (let i = 0; i < 4; i++) while (c.read() >= 0) got[c.type]!++;
+    c.release();
+    assert.equal(got, sent.map((s) => s.length), `every committed message arrived at capacity ${capacity}`);
+    // Adjacent unmarked ones go in one skip.
+    assert.ok(deadUnmarked > 100 && c.stats().abandoned > 100, `${deadUnmarked} unmarked dead reservations, ${c.stats().abandoned} skips`);
+  }
+});
+
 test('full is back-pressure for every producer, and space returns after release', () => {
   const { ps, c } = ring(256, 2);
   const [a, b] = ps as [MpscProducer, MpscProducer];
@@ -194,6 +293,24 @@ test('a stalled producer whose record was skipped gets ERR_TIMEOUT at commit, an
   assert.is(c.type, 999);
   c.release();
   assert.is(new Int32Array(mem.producer.buffer, 192, 1)[0], 0, 'released space is zero again');
+});
+
+test('a record skipped while earlier ones are still unreleased cannot be committed late', () => {
+  const d = createThreadRing(1024, 'mpsc');
+  const [a, slow] = [openProducer(d) as MpscProducer, openProducer(d) as MpscProducer];
+  const c = openConsumer(d, { abandonTimeoutMs: 0 }) as MpscConsumer;
+  assert.ok(a.send(new Uint8Array([1]), 1));
+  assert.ok(slow.claim(8, 2) >= 0);
+  assert.is(c.read(), 1, 'read, and held: not released yet');
+  assert.is(c.read(), -1, 'the abandon timer starts');
+  assert.is(c.read(), -1, 'the slow record is skipped');
+  assert.is(c.stats().abandoned, 1);
+  assert.throws(() => slow.commit(), (err: unknown) => isRingwireError(err, 'ERR_TIMEOUT'), 'the late commit is refused, not published behind the consumer');
+  assert.is(slow.revoked, 1);
+  c.release();
+  assert.ok(a.send(new Uint8Array([3]), 1));
+  assert.is(c.read(), 1);
+  assert.is(c.data[c.offset], 3);
 });
 
 test('padding committed on the way to a full ring wakes a sleeping consumer', async () => {

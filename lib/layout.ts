@@ -108,13 +108,17 @@ export const MAX_CAPACITY = 1 << 30;
 export const MAX_MPSC_CAPACITY = 1 << 24;
 
 /**
- * MPSC record state word, as u32: 0 while unwritten (the consumer zeroes released space); else
+ * MPSC record state word, as u32: 0 while unwritten (the consumer zeroes released space, except
+ * SKIPPED words, below); else
  *   bits 0..24  value: the record's bytes while reserved, payload length + 1 once committed
  *   bit 25      committed
  *   bits 26..31 lap tag: (position >>> log2(capacity)) & 63 of the record's position
  * The tag tells this lap's records from words a stalled writer of an earlier lap stores late: those
- * never count as records. The committed bit is set by compare-and-swap from the producer's own
- * reserved mark, so a producer whose record the consumer already skipped learns that it was revoked.
+ * never count as records. Marks and commits are compare-and-swaps, and so is the consumer's skip of
+ * an abandoned reservation, which leaves SKIPPED (committed with value 0, this lap's tag): exactly
+ * one of a late writer and the skip wins. A producer that finds its own lap's SKIPPED gives the
+ * reservation up and reserves again; one whose commit finds it gets ERR_TIMEOUT (revoked). Slots
+ * skipped without a mark keep SKIPPED after release, so a late mark cannot land on a zero.
  */
 export const MPSC_STATE_VALUE_MASK = (1 << 25) - 1;
 export const MPSC_STATE_COMMITTED = 1 << 25;

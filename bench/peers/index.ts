@@ -4,6 +4,7 @@
  */
 import { registerTransport } from '../transport.js';
 import { atomicsFloor } from './atomics-floor.js';
+import { eventfdFloor } from './eventfd-floor.js';
 import { messageChannel } from './message-channel.js';
 import { ringwireChannel, ringwireChannelDoorbell, ringwireChannelHybrid, http2Ringwire, http2Uds } from './ringwire-channel.js';
 import { ringwireProcess } from './ringwire-process.js';
@@ -20,6 +21,7 @@ registerTransport(messageChannel);
 registerTransport(atomicsFloor);
 registerTransport(ringwireThread);
 registerTransport(ringwireProcess);
+registerTransport(eventfdFloor);
 registerTransport(ringwireProcessDoorbell);
 registerTransport(ringwireChannel);
 registerTransport(ringwireChannelDoorbell);

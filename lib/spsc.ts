@@ -33,9 +33,32 @@ export class SpscProducer extends ProducerBase {
   constructor(memory: RingMemory, opts: RingOptions = {}) {
     const p = attachProducerBlock(memory.producer, RingKind.Spsc);
     super(p, attachConsumerBlock(memory.consumer, RingKind.Spsc, p.capacity), opts);
-    this.#tail = this.#published = Atomics.load(this.ctl, PW.tail);
+    this.#tail = this.#published = this.#publishedEnd(Atomics.load(this.ctl, PW.tail));
     this.#head = Atomics.load(this.peerCtl, CW.head);
     this.#checkHead(this.#head, this.#head);
+  }
+
+  /**
+   * Where the published records end. commit() writes the tail after the store that publishes, so a
+   * producer stopped between the two (a terminated worker) left published records past the tail:
+   * follow them to the zero word that ends them, where the consumer will look next. Bounded like
+   * a reader: at most capacity - SPSC_SLACK bytes, and ERR_RING_CORRUPT for anything a commit
+   * cannot leave.
+   */
+  #publishedEnd(tail: number): number {
+    let end = tail;
+    for (;;) {
+      const off = end & this.mask;
+      const word = Atomics.load(this.words, off >> 2);
+      if (word === 0) return end;
+      const len = word & ~SPSC_PRESENT;
+      const rec = this.words[(off >> 2) + 1]! >>> 0 === TYPE_PADDING ? this.capacity - off : recordBytes(len);
+      if (word > 0 || len > this.capacity || off + rec > this.capacity || ((end - tail) | 0) + rec > this.capacity - SPSC_SLACK) {
+        this.broken = ringwireError('ERR_RING_CORRUPT', `producer: record header at ${off} past the tail ${tail >>> 0} is not one a commit leaves (0x${(word >>> 0).toString(16)})`);
+        throw this.broken;
+      }
+      end = (end + rec) | 0;
+    }
   }
 
   #checkHead(head: number, previous: number): void {
@@ -113,9 +136,11 @@ export class SpscProducer extends ProducerBase {
     // The slot after the batch is free (SPSC_SLACK) and may hold an older lap's bytes: it must read
     // as "nothing yet" before the batch ahead of it becomes visible.
     this.words[(this.#tail & this.mask) >> 2] = 0;
-    this.ctl[PW.tail] = this.#tail;
     // Release (seq-cst): the batch, and the zero that ends it, are visible before its first word.
     Atomics.store(this.words, this.#gate, this.#gateWord);
+    // Only now: a tail past a batch whose first word was never stored would start a new producer
+    // where the consumer never looks (#publishedEnd handles the other order).
+    this.ctl[PW.tail] = this.#tail;
     this.#gate = -1;
     this.#published = this.#tail;
     this.counters.messages += this.#pending;

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createThreadRing, openConsumer, openProducer, type ThreadRingDescriptor } from '../lib/thread-ring.js';
 import { isRingwireError } from '../lib/errors.js';
-import { CW, PRODUCER_DATA, PW, SPSC_PRESENT } from '../lib/layout.js';
+import { CW, PRODUCER_DATA, PW, SPSC_PRESENT, SPSC_SLACK, TYPE_PADDING } from '../lib/layout.js';
 import type { RingConsumer, RingProducer } from '../lib/ring-types.js';
 import { prng, testSeed } from './helpers.js';
 
@@ -77,6 +77,33 @@ test('SPSC consumer: a damaged tail is not trusted, and every record still arriv
   }
 });
 
+test('SPSC consumer: a producer that publishes without end is stopped by the slack bound, not followed round', () => {
+  // Every slot a zero-length record: no zero word ever ends a batch, so only the bound on what an
+  // honest producer can have outstanding (capacity - SPSC_SLACK) stops a batched read.
+  const d = createThreadRing(256, 'spsc');
+  const c = openConsumer(d);
+  const words = new Int32Array(d.producer, PRODUCER_DATA, 64);
+  for (let i = 0; i < words.length; i += 2) words[i] = SPSC_PRESENT | 0;
+  let n = 0;
+  expectCorrupt(() => c.drain(() => { n++; }), 'records all the way round');
+  assert.is(n, (256 - 8) / 8, 'every record an honest producer could have published, and no more');
+  assert.is(new Int32Array(d.consumer)[CW.head], 256 - 8, 'drain() releases what it delivered, and that is all');
+});
+
+test('SPSC consumer: padding that leads into padding over the whole area is ERR_RING_CORRUPT, not a loop', () => {
+  const d = createThreadRing(256, 'spsc');
+  new Int32Array(d.consumer)[CW.head] = 240;
+  const c = openConsumer(d);
+  const words = new Int32Array(d.producer, PRODUCER_DATA, 64);
+  // Honest padding from 240 to the end (released at once), then "padding" from 0 to the end.
+  words[240 >> 2] = 8 | SPSC_PRESENT;
+  words[(240 >> 2) + 1] = TYPE_PADDING | 0;
+  words[0] = (256 - 8) | SPSC_PRESENT;
+  words[1] = TYPE_PADDING | 0;
+  expectCorrupt(() => c.read(), 'padding over the whole area');
+  assert.is(new Int32Array(d.consumer)[CW.head], 256, 'only the honest padding was released');
+});
+
 test('SPSC producer: a hostile consumer head is ERR_RING_CORRUPT', () => {
   // Fill the ring (the producer then trusts nothing cached), then move the head somewhere impossible:
   // past the published tail, misaligned, or backwards.
@@ -87,6 +114,16 @@ test('SPSC producer: a hostile consumer head is ERR_RING_CORRUPT', () => {
     const head = new Int32Array(d.consumer);
     head[CW.head] = delta;
     expectCorrupt(() => p.send(new Uint8Array(24)), `head set to ${delta}`);
+  }
+});
+
+test('SPSC producer: attaching, a head that leaves no slack behind the tail is ERR_RING_CORRUPT; one that leaves it is fine', () => {
+  for (const [head, ok] of [[0, false], [-8, false], [8, true], [256, true]] as const) {
+    const d = createThreadRing(256, 'spsc');
+    new Int32Array(d.producer)[PW.tail] = 256;
+    new Int32Array(d.consumer)[CW.head] = head;
+    if (ok) assert.ok(openProducer(d), `head ${head}`);
+    else expectCorrupt(() => openProducer(d), `head ${head} with the tail at 256`);
   }
 });
 
@@ -101,14 +138,25 @@ function scribbleAndDrain(kind: 'spsc' | 'mpsc', r: ReturnType<typeof prng>): 'o
     const at = r.next() < 0.5 ? r.int(0, Math.min(bytes.length - 1, PRODUCER_DATA + 64)) : r.int(0, bytes.length - 1);
     bytes[at] = r.int(0, 255);
   }
+  // What a damaged producer block can make an SPSC consumer release: aligned, forwards, and never
+  // more at once than an honest producer could have published (capacity - SPSC_SLACK).
+  let released = 0;
+  const release = (): void => {
+    c.release();
+    if (kind !== 'spsc') return;
+    const head = Atomics.load(new Int32Array(d.consumer), CW.head);
+    const moved = (head - released) | 0;
+    assert.ok((head & 7) === 0 && moved >= 0 && moved <= c.capacity - SPSC_SLACK, `head moved from ${released} to ${head}`);
+    released = head;
+  };
   try {
     for (let i = 0; i < 200; i++) {
       const len = c.read();
       if (len >= 0) {
         assert.ok(c.offset >= 0 && c.offset + len <= c.capacity, 'record stays inside the data area');
-        if (i % 3 === 0) c.release();
+        if (i % 3 === 0) release();
       } else {
-        c.release();
+        release();
         const off = p.claim(r.int(0, 100));
         if (off >= 0) {
           assert.ok(off + 100 <= p.capacity + 100 && off <= p.capacity, 'claim stays inside the data area');

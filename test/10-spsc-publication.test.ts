@@ -2,13 +2,14 @@
 // hold the producer and consumer to an exact model of positions (padding, slack, wrap-around, u32
 // overflow, in-place reads, re-attach), then attack the publication protocol from both sides.
 import { test } from 'uvu';
+import { Worker } from 'node:worker_threads';
 import * as assert from 'uvu/assert';
-import { createThreadRing, type ThreadRingDescriptor } from '../lib/thread-ring.js';
+import { createThreadRing, openConsumer, type ThreadRingDescriptor } from '../lib/thread-ring.js';
 import { SpscConsumer, SpscProducer } from '../lib/spsc.js';
 import { CW, PRODUCER_DATA, PW, SPSC_PRESENT, SPSC_SLACK, recordBytes } from '../lib/layout.js';
 import { isRingwireError } from '../lib/errors.js';
 import type { RingMemory } from '../lib/ring-memory.js';
-import { prng, testSeed } from './helpers.js';
+import { Children, prng, testSeed, withTimeout } from './helpers.js';
 
 const seed = testSeed();
 
@@ -264,6 +265,90 @@ test('a new producer refuses, with ERR_RING_CORRUPT, records past the tail that 
     } catch (err) {
       assert.ok(isRingwireError(err, 'ERR_RING_CORRUPT'), `${what}: ${String(err)}`);
     }
+  }
+});
+
+/** Message `seq`'s length, drawn so that padding, exactly-full rings and maximum sizes are common. */
+function lengthOf(r: ReturnType<typeof prng>, max: number): number {
+  const pick = r.next();
+  return pick < 0.6 ? r.int(0, 24) : pick < 0.75 ? max : pick < 0.9 ? r.int(max >> 1, max) : r.int(0, max);
+}
+
+function byteOf(seq: number, i: number): number {
+  return (seq * 131 + i * 7) & 0xff;
+}
+
+test('threads: batched commits and held in-place reads, both sides parking (spin 0), nothing lost, doubled or stale', async () => {
+  const children = new Children();
+  try {
+    await withTimeout('batched stream', 30_000, async () => {
+      const d = createThreadRing(256, 'spsc');
+      const n = 20_000;
+      // The worker draws lengths from the same seed as the checker below, and batch sizes from another.
+      const src = `
+        const { workerData: w, parentPort } = require('node:worker_threads');
+        Promise.all([import(w.ring), import(w.helpers)]).then(([{ openProducer }, { prng }]) => {
+          const p = openProducer(w.d, { spin: 0 });
+          const lengths = prng(w.seed);
+          const batches = prng(w.seed ^ 0x77);
+          const lengthOf = ${lengthOf.toString()};
+          const byteOf = ${byteOf.toString()};
+          for (let seq = 0; seq < w.n;) {
+            for (let k = batches.int(1, 6); k > 0 && seq < w.n; k--, seq++) {
+              const len = lengthOf(lengths, p.maxMessageSize);
+              let off = p.claim(len, seq);
+              while (off < 0) {
+                if (!p.waitForSpaceSync(len, 10000)) throw new Error('no space for message ' + seq);
+                off = p.claim(len, seq);
+              }
+              for (let i = 0; i < len; i++) p.data[off + i] = byteOf(seq, i);
+            }
+            p.commit();
+          }
+          parentPort.postMessage(p.stats());
+        });`;
+      const w = new Worker(src, {
+        eval: true,
+        workerData: { d, n, seed, ring: new URL('../lib/thread-ring.js', import.meta.url).href, helpers: new URL('./helpers.js', import.meta.url).href },
+      });
+      children.onCleanup(() => w.terminate());
+      const done = new Promise<{ fullWaits: number }>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+      const c = openConsumer(d, { spin: 0 }) as SpscConsumer;
+      const lengths = prng(seed);
+      const holds = prng(seed ^ 0x99);
+      let held: { seq: number; off: number; len: number }[] = [];
+      let hold = 0;
+      const intact = (m: { seq: number; off: number; len: number }): boolean => {
+        for (let i = 0; i < m.len; i++) if (c.data[m.off + i] !== byteOf(m.seq, i)) return false;
+        return true;
+      };
+      const release = (): void => {
+        for (const m of held) assert.ok(intact(m), `message ${m.seq} changed while held`);
+        c.release();
+        held = [];
+        hold = holds.int(0, 4);
+      };
+      for (let seq = 0; seq < n;) {
+        if (c.read() < 0) {
+          release();
+          assert.ok(await c.waitForData({ timeoutMs: 10_000 }), `no message ${seq} within 10 s`);
+          continue;
+        }
+        const m = { seq, off: c.offset, len: c.length };
+        assert.is(c.type, seq, 'messages arrive once and in order');
+        assert.is(m.len, lengthOf(lengths, c.capacity - 16), `message ${seq}: length`);
+        assert.ok(intact(m), `message ${seq}: payload`);
+        held.push(m);
+        seq++;
+        if (held.length > hold) release();
+      }
+      release();
+      const stats = await done;
+      assert.is(c.read(), -1, 'nothing after the last message');
+      assert.ok(stats.fullWaits > 0 && c.stats().parks > 0, 'both sides really waited');
+    });
+  } finally {
+    await children.killAll();
   }
 });
 

@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import * as assert from 'uvu/assert';
 import { createThreadRing, openConsumer, type ThreadRingDescriptor } from '../lib/thread-ring.js';
 import { SpscConsumer, SpscProducer } from '../lib/spsc.js';
+import { AtomicsDoorbell } from '../lib/doorbell.js';
 import { CW, PRODUCER_DATA, PW, SPSC_PRESENT, SPSC_SLACK, recordBytes } from '../lib/layout.js';
 import { isRingwireError } from '../lib/errors.js';
 import type { RingMemory } from '../lib/ring-memory.js';
@@ -53,6 +54,12 @@ class Model {
 
   fits(bytes: number): boolean {
     return ((this.tail - this.head) | 0) + bytes <= this.capacity - SPSC_SLACK;
+  }
+
+  /** Whether claim(len) can make progress now: write its record, or at least the padding before it. */
+  progress(len: number): boolean {
+    const off = this.tail & (this.capacity - 1);
+    return this.fits(off + recordBytes(len) > this.capacity ? this.capacity - off : recordBytes(len));
   }
 
   /** Expected outcome of claim(len): the payload offset, or -1 (which publishes what was pending). */
@@ -129,7 +136,8 @@ function runModel(r: ReturnType<typeof prng>, capacity: number, start: number, s
   const ctl = new Int32Array(d.producer);
   const words = new Int32Array(d.producer, PRODUCER_DATA, capacity >> 2);
   const head = new Int32Array(d.consumer);
-  let p = new SpscProducer(memory(d));
+  const producer = (): SpscProducer => new SpscProducer(memory(d), { spin: 0, spaceBell: AtomicsDoorbell.create() });
+  let p = producer();
   let c = new SpscConsumer(memory(d));
   const m = new Model(capacity, start);
   const max = p.maxMessageSize;
@@ -142,6 +150,7 @@ function runModel(r: ReturnType<typeof prng>, capacity: number, start: number, s
       const len = pick < 0.4 ? r.int(0, Math.min(40, max)) : pick < 0.55 ? max : pick < 0.9 ? edgeLength(r, m, max) : r.int(0, max);
       const bytes = r.bytes(len);
       const type = r.int(0, 0x7fffffff);
+      assert.is(p.waitForSpaceSync(len, 0), m.progress(len), `${where}: space for ${len} at tail ${m.tail >>> 0}, head ${m.head >>> 0}`);
       const want = m.claim(len, type, bytes);
       const off = p.claim(len, type);
       assert.is(off, want, `${where}: claim(${len}) at tail ${m.tail >>> 0}, head ${m.head >>> 0}`);
@@ -178,7 +187,7 @@ function runModel(r: ReturnType<typeof prng>, capacity: number, start: number, s
       c = new SpscConsumer(memory(d));
     } else {
       m.reattachProducer();
-      p = new SpscProducer(memory(d));
+      p = producer();
     }
     assert.is(head[CW.head], m.head, `${where}: released head`);
   }

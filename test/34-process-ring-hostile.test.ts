@@ -281,7 +281,7 @@ test('a peer that shrinks its block after we map it and only then seals it gets 
       const peer = Region.create('hostile-producer', PRODUCER_DATA + CAP);
       initProducerBlock({ buffer: peer.buffer }, RingKind.Spsc, CAP);
       const words = new Int32Array(peer.buffer);
-      words[PRODUCER_DATA / 4] = 8000;
+      words[PRODUCER_DATA / 4] = 8000 | 0x80000000;
       words[PRODUCER_DATA / 4 + 1] = 1;
       Atomics.store(words, PW.tail, 8008);
       const getSeals = addon.getSeals;

@@ -91,7 +91,8 @@ export class ShmLink implements Link {
     this.wake = {
       start: (cb) => eventfd.onReadable(cb),
       clear: () => { if (eventfd.fd >= 0) eventfd.drain(); },
-      // Seq-cst store; the producer loads it after publishing its tail (SpscProducer.commit).
+      // A flag, not a count: this wake path is the only waiter on the channel's inbound ring.
+      // Seq-cst; the producer loads it after its publishing store (SpscProducer.commit).
       setWaiting: (on) => Atomics.store(ctl, CW.consumerWaiting, on ? 1 : 0),
     };
     sock.on('message', (data, fds) => {

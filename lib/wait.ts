@@ -46,7 +46,7 @@ function onAbort(signal: AbortSignal | undefined): { promise: Promise<never>; di
 /**
  * Waits until `side.ready()`. Resolves true when ready, false on timeout. The ordering that makes
  * this free of lost wake-ups: setWaiting(true) is a seq-cst store, and so is the other side's
- * publish of the tail/head; each then loads the other's word. At least one of the two sees the
+ * publishing store (an SPSC record's word 0, an MPSC state word, or the head); each then loads the other's word. At least one of the two sees the
  * other's store: either we see the new data in the re-check, or the other side sees our flag and rings.
  */
 export async function waitUntil(side: WaitingSide, bell: Doorbell | undefined, opts: WaitOptions = {}): Promise<boolean> {

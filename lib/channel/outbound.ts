@@ -88,8 +88,8 @@ export class Outbound {
   }
 
   /**
-   * Data messages sent in one synchronous run are published together at the end of it (one tail
-   * store, at most one doorbell) instead of one by one; anything else commits at once and
+   * Data messages sent in one synchronous run are published together at the end of it (one
+   * publishing store, at most one doorbell) instead of one by one; anything else commits at once and
    * publishes them with it, so order never changes.
    */
   #commitSoon(): void {

@@ -46,6 +46,10 @@ export class SpscProducer extends ProducerBase {
    * cannot leave.
    */
   #publishedEnd(tail: number): number {
+    if ((tail & 7) !== 0) {
+      this.broken = ringwireError('ERR_RING_CORRUPT', `producer: tail ${tail >>> 0} is not 8-aligned`);
+      throw this.broken;
+    }
     let end = tail;
     for (;;) {
       const off = end & this.mask;

@@ -268,14 +268,21 @@ test('a new producer refuses, with ERR_RING_CORRUPT, records past the tail that 
   for (const [what, damage] of damages) {
     const d = createThreadRing(256, 'spsc');
     damage(new Int32Array(d.producer, PRODUCER_DATA, 64));
-    try {
-      new SpscProducer(memory(d));
-      assert.unreachable(what);
-    } catch (err) {
-      assert.ok(isRingwireError(err, 'ERR_RING_CORRUPT'), `${what}: ${String(err)}`);
-    }
+    expectRefused(d, what);
   }
+  const misaligned = createThreadRing(256, 'spsc');
+  new Int32Array(misaligned.producer)[PW.tail] = 13;
+  expectRefused(misaligned, 'a tail that is not 8-aligned');
 });
+
+function expectRefused(d: ThreadRingDescriptor, what: string): void {
+  try {
+    new SpscProducer(memory(d));
+    assert.unreachable(what);
+  } catch (err) {
+    assert.ok(isRingwireError(err, 'ERR_RING_CORRUPT'), `${what}: ${String(err)}`);
+  }
+}
 
 /** Message `seq`'s length, drawn so that padding, exactly-full rings and maximum sizes are common. */
 function lengthOf(r: ReturnType<typeof prng>, max: number): number {

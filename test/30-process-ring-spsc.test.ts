@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { addonAvailable } from '../lib/native.js';
 import { attachSpscConsumer, attachSpscProducer, createSpscConsumerHalf, createSpscProducerHalf } from '../lib/process-ring.js';
 import type { ConsumerStats, ProducerStats } from '../lib/ring-types.js';
-import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
+import { requireOrSkip, scratch } from './helpers.js';
 import { CHILD_WAIT_MS, report, startChild } from './workers/process-parent.js';
 import { messageLength, SequenceChecker, writeMessage } from './workers/ring-worker.js';
 
@@ -14,78 +14,64 @@ const available = requireOrSkip('the ringwire native addon (npm install)', addon
 
 test('SPSC child -> parent: 1 M messages to a consumer that sleeps on an eventfd', async () => {
   if (!available) return;
-  const { dir, cleanup } = makeTempDir();
-  const children = new Children();
-  const half = createSpscConsumerHalf(1 << 14, 'parent-consumer');
-  try {
-    await withTimeout('spsc child -> parent', 150_000, async () => {
-      const count = 1_000_000;
-      const child = await startChild(children, dir, 'producer', 'spsc-producer', { count, capacity: 1 << 14 });
-      child.sock.send(Buffer.from('half'), [...half.fds]);
-      const peer = await child.inbox.next(CHILD_WAIT_MS);
-      const { ring, close } = attachSpscConsumer(half, peer.fds, { spin: 16 });
-      children.onCleanup(close);
-      const check = new SequenceChecker(1);
-      while (check.total < count) {
-        if (ring.drain(check.onRecord, 512) > 0) continue;
-        if (!(await ring.waitForData({ timeoutMs: CHILD_WAIT_MS }))) throw new Error(`starved at ${check.total}/${count}`);
-      }
-      const done = await report<{ checksum: number; stats: ProducerStats }>(child);
-      assert.equal(check.next, [count]);
-      assert.is(check.checksum, done.checksum, 'checksum over (seq + length) matches the producer');
-      assert.is(done.stats.messages, count);
-      const stats = ring.stats();
-      assert.is(stats.messages, count);
-      assert.ok(stats.parks > 0, 'the consumer slept on its eventfd');
-      assert.ok(done.stats.doorbellsRung > 0, 'the producer rang the sleeping consumer');
-      assert.ok(done.stats.fullWaits > 0, 'a 16 KiB ring filled up, so the producer waited on the space bell too');
-      assert.is((await child.exited).code, 0);
-    });
-  } finally {
-    await children.killAll();
-    half.close();
-    cleanup();
-  }
+  await scratch('spsc child -> parent', 150_000, async ({ dir, children, defer }) => {
+    const half = createSpscConsumerHalf(1 << 14, 'parent-consumer');
+    defer(() => half.close());
+    const count = 1_000_000;
+    const child = await startChild(children, dir, 'producer', 'spsc-producer', { count, capacity: 1 << 14 });
+    child.sock.send(Buffer.from('half'), [...half.fds]);
+    const peer = await child.inbox.next(CHILD_WAIT_MS);
+    const { ring, close } = attachSpscConsumer(half, peer.fds, { spin: 16 });
+    children.onCleanup(close);
+    const check = new SequenceChecker(1);
+    while (check.total < count) {
+      if (ring.drain(check.onRecord, 512) > 0) continue;
+      if (!(await ring.waitForData({ timeoutMs: CHILD_WAIT_MS }))) throw new Error(`starved at ${check.total}/${count}`);
+    }
+    const done = await report<{ checksum: number; stats: ProducerStats }>(child);
+    assert.equal(check.next, [count]);
+    assert.is(check.checksum, done.checksum, 'checksum over (seq + length) matches the producer');
+    assert.is(done.stats.messages, count);
+    const stats = ring.stats();
+    assert.is(stats.messages, count);
+    assert.ok(stats.parks > 0, 'the consumer slept on its eventfd');
+    assert.ok(done.stats.doorbellsRung > 0, 'the producer rang the sleeping consumer');
+    assert.ok(done.stats.fullWaits > 0, 'a 16 KiB ring filled up, so the producer waited on the space bell too');
+    assert.is((await child.exited).code, 0);
+  });
 });
 
 test('SPSC parent -> child: the producer here parks on the child\'s space bell when full', async () => {
   if (!available) return;
-  const { dir, cleanup } = makeTempDir();
-  const children = new Children();
-  const half = createSpscProducerHalf(1 << 12, 'parent-producer');
-  try {
-    await withTimeout('spsc parent -> child', 120_000, async () => {
-      const count = 200_000;
-      const child = await startChild(children, dir, 'consumer', 'spsc-consumer', { count, capacity: 1 << 12 });
-      child.sock.send(Buffer.from('half'), [...half.fds]);
-      const peer = await child.inbox.next(CHILD_WAIT_MS);
-      const { ring, close } = attachSpscProducer(half, peer.fds, { spin: 0 });
-      children.onCleanup(close);
-      let checksum = 0;
-      for (let seq = 0; seq < count; seq++) {
-        const len = messageLength(0, seq);
-        let off = ring.claim(len, 0);
-        while (off < 0) {
-          if (!(await ring.waitForSpace(len, { timeoutMs: CHILD_WAIT_MS }))) throw new Error(`no space at ${seq}`);
-          off = ring.claim(len, 0);
-        }
-        writeMessage(ring.data, off, 0, seq, len);
-        ring.commit();
-        checksum = (checksum + seq + len) >>> 0;
+  await scratch('spsc parent -> child', 120_000, async ({ dir, children, defer }) => {
+    const half = createSpscProducerHalf(1 << 12, 'parent-producer');
+    defer(() => half.close());
+    const count = 200_000;
+    const child = await startChild(children, dir, 'consumer', 'spsc-consumer', { count, capacity: 1 << 12 });
+    child.sock.send(Buffer.from('half'), [...half.fds]);
+    const peer = await child.inbox.next(CHILD_WAIT_MS);
+    const { ring, close } = attachSpscProducer(half, peer.fds, { spin: 0 });
+    children.onCleanup(close);
+    let checksum = 0;
+    for (let seq = 0; seq < count; seq++) {
+      const len = messageLength(0, seq);
+      let off = ring.claim(len, 0);
+      while (off < 0) {
+        if (!(await ring.waitForSpace(len, { timeoutMs: CHILD_WAIT_MS }))) throw new Error(`no space at ${seq}`);
+        off = ring.claim(len, 0);
       }
-      const done = await report<{ checksum: number; next: number[]; stats: ConsumerStats }>(child);
-      assert.equal(done.next, [count]);
-      assert.is(done.checksum, checksum);
-      const stats = ring.stats();
-      assert.ok(stats.fullWaits > 0, 'a 4 KiB ring filled up');
-      assert.ok(done.stats.doorbellsRung > 0, 'the child rang our space bell');
-      assert.is((await child.exited).code, 0);
-    });
-  } finally {
-    await children.killAll();
-    half.close();
-    cleanup();
-  }
+      writeMessage(ring.data, off, 0, seq, len);
+      ring.commit();
+      checksum = (checksum + seq + len) >>> 0;
+    }
+    const done = await report<{ checksum: number; next: number[]; stats: ConsumerStats }>(child);
+    assert.equal(done.next, [count]);
+    assert.is(done.checksum, checksum);
+    const stats = ring.stats();
+    assert.ok(stats.fullWaits > 0, 'a 4 KiB ring filled up');
+    assert.ok(done.stats.doorbellsRung > 0, 'the child rang our space bell');
+    assert.is((await child.exited).code, 0);
+  });
 });
 
 test.run();

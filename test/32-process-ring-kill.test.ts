@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { addonAvailable } from '../lib/native.js';
 import { attachMpscConsumer, createMpscConsumerHalf, type MpscProcessConsumer } from '../lib/process-ring.js';
-import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
+import { type Children, requireOrSkip, scratch } from './helpers.js';
 import { CHILD_WAIT_MS, joinProducer, report, startChild, type RingChild } from './workers/process-parent.js';
 import type { ChildParams } from './workers/process-ring-child.js';
 import { SequenceChecker } from './workers/ring-worker.js';
@@ -49,67 +49,53 @@ async function consumeUntil(consumer: MpscProcessConsumer, check: SequenceChecke
 
 test('MPSC: a producer killed while holding an uncommitted record is skipped; the others lose nothing', async () => {
   if (!available) return;
-  const { dir, cleanup } = makeTempDir();
-  const children = new Children();
-  try {
-    await withTimeout('killed holding a reservation', 120_000, async () => {
-      const stallAfter = 20_000;
-      const { consumer, survivors, victim, forgetVictim } = await setUp(children, dir, { count: 10_000_000, stallAfter });
-      const check = new SequenceChecker(3);
-      const killed = report<{ claimed: number }>(victim).then(async (r) => {
-        assert.ok(r.claimed >= 0, 'the victim holds a reservation');
-        victim.proc.kill('SIGKILL');
-        const end = await victim.exited;
-        forgetVictim();
-        return end.signal;
-      });
-      await consumeUntil(consumer, check, () => check.next[0] === PER_SURVIVOR && check.next[1] === PER_SURVIVOR);
-      assert.is(await killed, 'SIGKILL');
-      assert.equal(check.next, [PER_SURVIVOR, PER_SURVIVOR, stallAfter], 'everything committed arrived, in order');
-      assert.is(consumer.ring.stats().abandoned, 1, 'the dead reservation was skipped once');
-      assert.not.ok(consumer.ring.available(), 'nothing is left behind the skipped record');
-      for (const s of survivors) {
-        await report(s);
-        assert.is((await s.exited).code, 0);
-      }
+  await scratch('killed holding a reservation', 120_000, async ({ dir, children }) => {
+    const stallAfter = 20_000;
+    const { consumer, survivors, victim, forgetVictim } = await setUp(children, dir, { count: 10_000_000, stallAfter });
+    const check = new SequenceChecker(3);
+    const killed = report<{ claimed: number }>(victim).then(async (r) => {
+      assert.ok(r.claimed >= 0, 'the victim holds a reservation');
+      victim.proc.kill('SIGKILL');
+      const end = await victim.exited;
+      forgetVictim();
+      return end.signal;
     });
-  } finally {
-    await children.killAll();
-    cleanup();
-  }
+    await consumeUntil(consumer, check, () => check.next[0] === PER_SURVIVOR && check.next[1] === PER_SURVIVOR);
+    assert.is(await killed, 'SIGKILL');
+    assert.equal(check.next, [PER_SURVIVOR, PER_SURVIVOR, stallAfter], 'everything committed arrived, in order');
+    assert.is(consumer.ring.stats().abandoned, 1, 'the dead reservation was skipped once');
+    assert.not.ok(consumer.ring.available(), 'nothing is left behind the skipped record');
+    for (const s of survivors) {
+      await report(s);
+      assert.is((await s.exited).code, 0);
+    }
+  });
 });
 
 test('MPSC: a producer killed at an arbitrary point mid-stream leaves an unbroken prefix and no wedge', async () => {
   if (!available) return;
-  const { dir, cleanup } = makeTempDir();
-  const children = new Children();
-  try {
-    await withTimeout('killed mid-stream', 120_000, async () => {
-      const { consumer, survivors, victim, forgetVictim } = await setUp(children, dir, { count: 10_000_000 });
-      const check = new SequenceChecker(3);
-      let exited: Promise<unknown> | undefined;
-      const killOnce = (): void => {
-        if (exited || (check.next[2] ?? 0) < 30_000) return;
-        victim.proc.kill('SIGKILL');
-        exited = victim.exited.then((e) => {
-          forgetVictim();
-          return e.signal;
-        });
-      };
-      await consumeUntil(consumer, check, () => check.next[0] === PER_SURVIVOR && check.next[1] === PER_SURVIVOR && exited !== undefined, killOnce);
-      assert.is(await exited, 'SIGKILL');
-      // What the victim committed before it died may still sit in the ring: take it all.
-      while (consumer.ring.drain(check.onRecord) > 0 || (await consumer.ring.waitForData({ timeoutMs: ABANDON_MS * 3 })));
-      const victimSent = check.next[2]!;
-      assert.ok(victimSent >= 30_000, `the victim's ${victimSent} messages form an unbroken prefix`);
-      assert.equal(check.next.slice(0, 2), [PER_SURVIVOR, PER_SURVIVOR]);
-      assert.ok(consumer.ring.stats().abandoned <= 1, 'at most the one record it was writing is lost');
-      for (const s of survivors) assert.is((await s.exited).code, 0);
-    });
-  } finally {
-    await children.killAll();
-    cleanup();
-  }
+  await scratch('killed mid-stream', 120_000, async ({ dir, children }) => {
+    const { consumer, survivors, victim, forgetVictim } = await setUp(children, dir, { count: 10_000_000 });
+    const check = new SequenceChecker(3);
+    let exited: Promise<unknown> | undefined;
+    const killOnce = (): void => {
+      if (exited || (check.next[2] ?? 0) < 30_000) return;
+      victim.proc.kill('SIGKILL');
+      exited = victim.exited.then((e) => {
+        forgetVictim();
+        return e.signal;
+      });
+    };
+    await consumeUntil(consumer, check, () => check.next[0] === PER_SURVIVOR && check.next[1] === PER_SURVIVOR && exited !== undefined, killOnce);
+    assert.is(await exited, 'SIGKILL');
+    // What the victim committed before it died may still sit in the ring: take it all.
+    while (consumer.ring.drain(check.onRecord) > 0 || (await consumer.ring.waitForData({ timeoutMs: ABANDON_MS * 3 })));
+    const victimSent = check.next[2]!;
+    assert.ok(victimSent >= 30_000, `the victim's ${victimSent} messages form an unbroken prefix`);
+    assert.equal(check.next.slice(0, 2), [PER_SURVIVOR, PER_SURVIVOR]);
+    assert.ok(consumer.ring.stats().abandoned <= 1, 'at most the one record it was writing is lost');
+    for (const s of survivors) assert.is((await s.exited).code, 0);
+  });
 });
 
 test.run();

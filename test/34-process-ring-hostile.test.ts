@@ -19,7 +19,7 @@ import { Region, truncateFd } from '../lib/region.js';
 import { createBlockRegion } from '../lib/shm-ring.js';
 import { EventFd } from '../lib/eventfd.js';
 import { FdServer, FdSocket } from '../lib/unix-socket.js';
-import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
+import { Children, makeTempDir, requireOrSkip, scratch, withTimeout } from './helpers.js';
 import { CHILD_WAIT_MS, joinProducer, report, startChild } from './workers/process-parent.js';
 import { messageLength, SequenceChecker, writeMessage } from './workers/ring-worker.js';
 import { EVENTFD_MAX, witnessWriteU64 } from './20-libc-witness.js';
@@ -29,88 +29,74 @@ const EPERM = 1;
 
 test('a child that writes to a block it has read-only dies of SIGSEGV; the ring keeps serving the others', async () => {
   if (!available) return;
-  const { dir, cleanup } = makeTempDir();
-  const children = new Children();
-  const half = createMpscConsumerHalf(1 << 14, 'parent-mpsc');
-  try {
-    await withTimeout('read-only fault', 90_000, async () => {
-      const per = 300_000;
-      const consumer = attachMpscConsumer(half, { spin: 16 });
-      children.onCleanup(consumer.close);
-      const producer = await startChild(children, dir, 'producer', 'mpsc-producer', { producerId: 0, count: per });
-      const writer = await startChild(children, dir, 'writer', 'fault-writer', {});
-      writer.sock.send(Buffer.from('half'), [...half.fds]);
-      assert.ok((await report<{ mapped: number }>(writer)).mapped > 0, 'the writer mapped the consumer block read-only');
-      await joinProducer(producer, half.fds, consumer.addProducer);
-      const check = new SequenceChecker(1);
-      let faulted: Promise<{ signal: NodeJS.Signals | null }> | undefined;
-      let headAfterFault = -1;
-      while (check.total < per) {
-        if (consumer.ring.drain(check.onRecord, 512) === 0 && !(await consumer.ring.waitForData({ timeoutMs: CHILD_WAIT_MS }))) {
-          throw new Error(`starved at ${check.total}`);
-        }
-        if (!faulted && check.total >= per / 4) {
-          writer.sock.send(Buffer.from('go'));
-          faulted = writer.exited.then((e) => {
-            headAfterFault = Atomics.load(new Int32Array(half.consumerBlock.buffer), CW.head);
-            return e;
-          });
-        }
+  await scratch('read-only fault', 90_000, async ({ dir, children, defer }) => {
+    const half = createMpscConsumerHalf(1 << 14, 'parent-mpsc');
+    defer(() => half.close());
+    const per = 300_000;
+    const consumer = attachMpscConsumer(half, { spin: 16 });
+    children.onCleanup(consumer.close);
+    const producer = await startChild(children, dir, 'producer', 'mpsc-producer', { producerId: 0, count: per });
+    const writer = await startChild(children, dir, 'writer', 'fault-writer', {});
+    writer.sock.send(Buffer.from('half'), [...half.fds]);
+    assert.ok((await report<{ mapped: number }>(writer)).mapped > 0, 'the writer mapped the consumer block read-only');
+    await joinProducer(producer, half.fds, consumer.addProducer);
+    const check = new SequenceChecker(1);
+    let faulted: Promise<{ signal: NodeJS.Signals | null }> | undefined;
+    let headAfterFault = -1;
+    while (check.total < per) {
+      if (consumer.ring.drain(check.onRecord, 512) === 0 && !(await consumer.ring.waitForData({ timeoutMs: CHILD_WAIT_MS }))) {
+        throw new Error(`starved at ${check.total}`);
       }
-      assert.is((await faulted!).signal, 'SIGSEGV', 'the store into a read-only mapping killed the writer');
-      assert.is.not(headAfterFault, 0, 'the head it tried to zero is still ours');
-      assert.equal(check.next, [per], 'every message of the well-behaved producer arrived');
-      assert.is(consumer.ring.stats().abandoned, 0);
-      assert.is((await producer.exited).code, 0);
-    });
-  } finally {
-    await children.killAll();
-    half.close();
-    cleanup();
-  }
+      if (!faulted && check.total >= per / 4) {
+        writer.sock.send(Buffer.from('go'));
+        faulted = writer.exited.then((e) => {
+          headAfterFault = Atomics.load(new Int32Array(half.consumerBlock.buffer), CW.head);
+          return e;
+        });
+      }
+    }
+    assert.is((await faulted!).signal, 'SIGSEGV', 'the store into a read-only mapping killed the writer');
+    assert.is.not(headAfterFault, 0, 'the head it tried to zero is still ours');
+    assert.equal(check.next, [per], 'every message of the well-behaved producer arrived');
+    assert.is(consumer.ring.stats().abandoned, 0);
+    assert.is((await producer.exited).code, 0);
+  });
 });
 
 test('a child that tries to shrink, grow or write-map a sealed block gets typed errors; the ring is unaffected', async () => {
   if (!available) return;
-  const { dir, cleanup } = makeTempDir();
-  const children = new Children();
-  const capacity = 1 << 12;
-  const half = createSpscProducerHalf(capacity, 'parent-producer');
-  try {
-    await withTimeout('sealed tamper', 90_000, async () => {
-      const count = 50_000;
-      const sizeBefore = half.block.size;
-      const child = await startChild(children, dir, 'tamper', 'sealed-tamper', { count, capacity });
-      child.sock.send(Buffer.from('half'), [...half.fds]);
-      const { ring, close } = attachSpscProducer(half, (await child.inbox.next(CHILD_WAIT_MS)).fds, { spin: 0 });
-      children.onCleanup(close);
-      let checksum = 0;
-      for (let seq = 0; seq < count; seq++) {
-        const len = messageLength(0, seq);
-        let off = ring.claim(len, 0);
-        while (off < 0) {
-          if (!(await ring.waitForSpace(len, { timeoutMs: CHILD_WAIT_MS }))) throw new Error(`no space at ${seq}`);
-          off = ring.claim(len, 0);
-        }
-        writeMessage(ring.data, off, 0, seq, len);
-        ring.commit();
-        checksum = (checksum + seq + len) >>> 0;
+  await scratch('sealed tamper', 90_000, async ({ dir, children, defer }) => {
+    const capacity = 1 << 12;
+    const half = createSpscProducerHalf(capacity, 'parent-producer');
+    defer(() => half.close());
+    const count = 50_000;
+    const sizeBefore = half.block.size;
+    const child = await startChild(children, dir, 'tamper', 'sealed-tamper', { count, capacity });
+    child.sock.send(Buffer.from('half'), [...half.fds]);
+    const { ring, close } = attachSpscProducer(half, (await child.inbox.next(CHILD_WAIT_MS)).fds, { spin: 0 });
+    children.onCleanup(close);
+    let checksum = 0;
+    for (let seq = 0; seq < count; seq++) {
+      const len = messageLength(0, seq);
+      let off = ring.claim(len, 0);
+      while (off < 0) {
+        if (!(await ring.waitForSpace(len, { timeoutMs: CHILD_WAIT_MS }))) throw new Error(`no space at ${seq}`);
+        off = ring.claim(len, 0);
       }
-      const r = await report<{ shrink: unknown; grow: unknown; writeMap: unknown; checksum: number; next: number[] }>(child);
-      assert.equal(r.shrink, { code: 'ERR_NATIVE', errno: EPERM, syscall: 'ftruncate' });
-      assert.equal(r.grow, { code: 'ERR_NATIVE', errno: EPERM, syscall: 'ftruncate' });
-      assert.equal(r.writeMap, { code: 'ERR_NATIVE', errno: EPERM, syscall: 'mmap' });
-      assert.equal(r.next, [count], 'the child then consumed every message');
-      assert.is(r.checksum, checksum);
-      assert.is(half.block.size, sizeBefore);
-      assert.equal(half.block.seals(), { shrink: true, grow: true, write: false, futureWrite: true, seal: true });
-      assert.is((await child.exited).code, 0);
-    });
-  } finally {
-    await children.killAll();
-    half.close();
-    cleanup();
-  }
+      writeMessage(ring.data, off, 0, seq, len);
+      ring.commit();
+      checksum = (checksum + seq + len) >>> 0;
+    }
+    const r = await report<{ shrink: unknown; grow: unknown; writeMap: unknown; checksum: number; next: number[] }>(child);
+    assert.equal(r.shrink, { code: 'ERR_NATIVE', errno: EPERM, syscall: 'ftruncate' });
+    assert.equal(r.grow, { code: 'ERR_NATIVE', errno: EPERM, syscall: 'ftruncate' });
+    assert.equal(r.writeMap, { code: 'ERR_NATIVE', errno: EPERM, syscall: 'mmap' });
+    assert.equal(r.next, [count], 'the child then consumed every message');
+    assert.is(r.checksum, checksum);
+    assert.is(half.block.size, sizeBefore);
+    assert.equal(half.block.seals(), { shrink: true, grow: true, write: false, futureWrite: true, seal: true });
+    assert.is((await child.exited).code, 0);
+  });
 });
 
 /** Sends `fds` to ourselves over a seqpacket socket and returns the received copies, which we own. */

@@ -57,6 +57,46 @@ export class Children {
   }
 }
 
+/** What `scratch` hands a test body. */
+export interface Scratch {
+  /** A private temp directory, removed after everything else is cleaned up. */
+  dir: string;
+  /** Killed (with their onCleanup hooks run) before any deferred cleanup. */
+  children: Children;
+  /** Registers a cleanup (close a ring half, a region, a server); they run in reverse order. */
+  defer(fn: () => unknown): void;
+}
+
+/**
+ * Runs `body` with a temp dir and a Children under a hard deadline named `name`. Whether the body
+ * returns, throws or times out, the children are killed first (a child may still be using what the
+ * deferred cleanups close), then every deferred cleanup runs, then the dir is removed. A failing
+ * cleanup does not stop the others; the body's own error wins over a cleanup's.
+ */
+export async function scratch<T>(name: string, ms: number, body: (s: Scratch) => Promise<T>): Promise<T> {
+  const { dir, cleanup } = makeTempDir();
+  const children = new Children();
+  const deferred: Array<() => unknown> = [cleanup];
+  const errors: unknown[] = [];
+  try {
+    return await withTimeout(name, ms, () => body({ dir, children, defer: (fn) => void deferred.push(fn) }));
+  } catch (err) {
+    errors.push(err);
+    throw err;
+  } finally {
+    const steps = [() => children.killAll(), ...deferred.reverse()];
+    for (const step of steps) {
+      try {
+        await step();
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    // The body's error if it failed, else the first cleanup's: a cleanup that fails is a leak, and fails the test.
+    if (errors.length > 0) throw errors[0];
+  }
+}
+
 /** mulberry32: small, fast, seeded; good enough to drive property tests reproducibly. */
 export function prng(seed: number): { next(): number; int(lo: number, hi: number): number; bytes(n: number): Uint8Array } {
   let s = seed >>> 0;

@@ -7,7 +7,7 @@ import { RingKind } from '../lib/layout.js';
 import { SpscConsumer, SpscProducer } from '../lib/spsc.js';
 import type { Doorbell } from '../lib/doorbell.js';
 import { isRingwireError } from '../lib/errors.js';
-import { Children, withTimeout } from './helpers.js';
+import { scratch } from './helpers.js';
 
 /** A bell that counts rings and wakes a pending wait at once. */
 class CountingBell implements Doorbell {
@@ -77,40 +77,35 @@ test('waits time out with false and abort with ERR_ABORTED', async () => {
 });
 
 test('a worker blocked in waitForDataSync wakes for each of 2,000 ping-pongs (no lost wake-ups)', async () => {
-  const children = new Children();
-  try {
-    await withTimeout('ping-pong', 60_000, async () => {
-      const ping = createThreadRing(1024);
-      const pong = createThreadRing(1024);
-      const src = `
-        const { workerData, parentPort } = require('node:worker_threads');
-        import(workerData.lib).then(({ openConsumer, openProducer }) => {
-          const c = openConsumer(workerData.ping, { spin: 0 });
-          const p = openProducer(workerData.pong);
-          for (let i = 0; i < workerData.n; i++) {
-            if (!c.waitForDataSync(10000)) throw new Error('no ping ' + i);
-            const m = c.receive();
-            p.send(m);
-          }
-          parentPort.postMessage(c.stats());
-        });`;
-      const n = 2000;
-      const w = new Worker(src, { eval: true, workerData: { ping, pong, n, lib: new URL('../lib/thread-ring.js', import.meta.url).href } });
-      children.onCleanup(() => w.terminate());
-      const stats = new Promise<{ parks: number }>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
-      const p = openProducer(ping);
-      const c = openConsumer(pong, { spin: 0 });
-      for (let i = 0; i < n; i++) {
-        p.send(new Uint8Array([i & 0xff]));
-        assert.ok(await c.waitForData({ timeoutMs: 10_000 }), `no pong ${i}`);
-        assert.is(c.receive()![0], i & 0xff);
-      }
-      const s = await stats;
-      assert.ok(s.parks > 0, 'the worker really slept');
-    });
-  } finally {
-    await children.killAll();
-  }
+  await scratch('ping-pong', 60_000, async ({ children }) => {
+    const ping = createThreadRing(1024);
+    const pong = createThreadRing(1024);
+    const src = `
+      const { workerData, parentPort } = require('node:worker_threads');
+      import(workerData.lib).then(({ openConsumer, openProducer }) => {
+        const c = openConsumer(workerData.ping, { spin: 0 });
+        const p = openProducer(workerData.pong);
+        for (let i = 0; i < workerData.n; i++) {
+          if (!c.waitForDataSync(10000)) throw new Error('no ping ' + i);
+          const m = c.receive();
+          p.send(m);
+        }
+        parentPort.postMessage(c.stats());
+      });`;
+    const n = 2000;
+    const w = new Worker(src, { eval: true, workerData: { ping, pong, n, lib: new URL('../lib/thread-ring.js', import.meta.url).href } });
+    children.onCleanup(() => w.terminate());
+    const stats = new Promise<{ parks: number }>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+    const p = openProducer(ping);
+    const c = openConsumer(pong, { spin: 0 });
+    for (let i = 0; i < n; i++) {
+      p.send(new Uint8Array([i & 0xff]));
+      assert.ok(await c.waitForData({ timeoutMs: 10_000 }), `no pong ${i}`);
+      assert.is(c.receive()![0], i & 0xff);
+    }
+    const s = await stats;
+    assert.ok(s.parks > 0, 'the worker really slept');
+  });
 });
 
 test('two waits on one consumer: the first one timing out does not silence the doorbell for the other', async () => {

@@ -10,7 +10,7 @@ import { AtomicsDoorbell } from '../lib/doorbell.js';
 import { CW, PRODUCER_DATA, PW, SPSC_PRESENT, SPSC_SLACK, recordBytes } from '../lib/layout.js';
 import { isRingwireError } from '../lib/errors.js';
 import type { RingMemory } from '../lib/ring-memory.js';
-import { Children, prng, testSeed, withTimeout } from './helpers.js';
+import { prng, scratch, testSeed } from './helpers.js';
 
 const seed = testSeed();
 
@@ -295,77 +295,72 @@ function byteOf(seq: number, i: number): number {
 }
 
 test('threads: batched commits and held in-place reads, both sides parking (spin 0), nothing lost, doubled or stale', async () => {
-  const children = new Children();
-  try {
-    await withTimeout('batched stream', 30_000, async () => {
-      const d = createThreadRing(256, 'spsc');
-      const n = 20_000;
-      // The worker draws lengths from the same seed as the checker below, and batch sizes from another.
-      const src = `
-        const { workerData: w, parentPort } = require('node:worker_threads');
-        Promise.all([import(w.ring), import(w.helpers)]).then(([{ openProducer }, { prng }]) => {
-          const p = openProducer(w.d, { spin: 0 });
-          const lengths = prng(w.seed);
-          const batches = prng(w.seed ^ 0x77);
-          const lengthOf = ${lengthOf.toString()};
-          const byteOf = ${byteOf.toString()};
-          for (let seq = 0; seq < w.n;) {
-            for (let k = batches.int(1, 6); k > 0 && seq < w.n; k--, seq++) {
-              const len = lengthOf(lengths, p.maxMessageSize);
-              let off = p.claim(len, seq);
-              while (off < 0) {
-                if (!p.waitForSpaceSync(len, 10000)) throw new Error('no space for message ' + seq);
-                off = p.claim(len, seq);
-              }
-              for (let i = 0; i < len; i++) p.data[off + i] = byteOf(seq, i);
+  await scratch('batched stream', 30_000, async ({ children }) => {
+    const d = createThreadRing(256, 'spsc');
+    const n = 20_000;
+    // The worker draws lengths from the same seed as the checker below, and batch sizes from another.
+    const src = `
+      const { workerData: w, parentPort } = require('node:worker_threads');
+      Promise.all([import(w.ring), import(w.helpers)]).then(([{ openProducer }, { prng }]) => {
+        const p = openProducer(w.d, { spin: 0 });
+        const lengths = prng(w.seed);
+        const batches = prng(w.seed ^ 0x77);
+        const lengthOf = ${lengthOf.toString()};
+        const byteOf = ${byteOf.toString()};
+        for (let seq = 0; seq < w.n;) {
+          for (let k = batches.int(1, 6); k > 0 && seq < w.n; k--, seq++) {
+            const len = lengthOf(lengths, p.maxMessageSize);
+            let off = p.claim(len, seq);
+            while (off < 0) {
+              if (!p.waitForSpaceSync(len, 10000)) throw new Error('no space for message ' + seq);
+              off = p.claim(len, seq);
             }
-            p.commit();
+            for (let i = 0; i < len; i++) p.data[off + i] = byteOf(seq, i);
           }
-          parentPort.postMessage(p.stats());
-        });`;
-      const w = new Worker(src, {
-        eval: true,
-        workerData: { d, n, seed, ring: new URL('../lib/thread-ring.js', import.meta.url).href, helpers: new URL('./helpers.js', import.meta.url).href },
-      });
-      children.onCleanup(() => w.terminate());
-      const done = new Promise<{ fullWaits: number }>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
-      const c = openConsumer(d, { spin: 0 }) as SpscConsumer;
-      const lengths = prng(seed);
-      const holds = prng(seed ^ 0x99);
-      let held: { seq: number; off: number; len: number }[] = [];
-      let hold = 0;
-      const intact = (m: { seq: number; off: number; len: number }): boolean => {
-        for (let i = 0; i < m.len; i++) if (c.data[m.off + i] !== byteOf(m.seq, i)) return false;
-        return true;
-      };
-      const release = (): void => {
-        for (const m of held) assert.ok(intact(m), `message ${m.seq} changed while held`);
-        c.release();
-        held = [];
-        hold = holds.int(0, 4);
-      };
-      for (let seq = 0; seq < n;) {
-        if (c.read() < 0) {
-          release();
-          assert.ok(await c.waitForData({ timeoutMs: 10_000 }), `no message ${seq} within 10 s`);
-          continue;
+          p.commit();
         }
-        const m = { seq, off: c.offset, len: c.length };
-        assert.is(c.type, seq, 'messages arrive once and in order');
-        assert.is(m.len, lengthOf(lengths, c.capacity - 16), `message ${seq}: length`);
-        assert.ok(intact(m), `message ${seq}: payload`);
-        held.push(m);
-        seq++;
-        if (held.length > hold) release();
-      }
-      release();
-      const stats = await done;
-      assert.is(c.read(), -1, 'nothing after the last message');
-      assert.ok(stats.fullWaits > 0 && c.stats().parks > 0, 'both sides really waited');
+        parentPort.postMessage(p.stats());
+      });`;
+    const w = new Worker(src, {
+      eval: true,
+      workerData: { d, n, seed, ring: new URL('../lib/thread-ring.js', import.meta.url).href, helpers: new URL('./helpers.js', import.meta.url).href },
     });
-  } finally {
-    await children.killAll();
-  }
+    children.onCleanup(() => w.terminate());
+    const done = new Promise<{ fullWaits: number }>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+    const c = openConsumer(d, { spin: 0 }) as SpscConsumer;
+    const lengths = prng(seed);
+    const holds = prng(seed ^ 0x99);
+    let held: { seq: number; off: number; len: number }[] = [];
+    let hold = 0;
+    const intact = (m: { seq: number; off: number; len: number }): boolean => {
+      for (let i = 0; i < m.len; i++) if (c.data[m.off + i] !== byteOf(m.seq, i)) return false;
+      return true;
+    };
+    const release = (): void => {
+      for (const m of held) assert.ok(intact(m), `message ${m.seq} changed while held`);
+      c.release();
+      held = [];
+      hold = holds.int(0, 4);
+    };
+    for (let seq = 0; seq < n;) {
+      if (c.read() < 0) {
+        release();
+        assert.ok(await c.waitForData({ timeoutMs: 10_000 }), `no message ${seq} within 10 s`);
+        continue;
+      }
+      const m = { seq, off: c.offset, len: c.length };
+      assert.is(c.type, seq, 'messages arrive once and in order');
+      assert.is(m.len, lengthOf(lengths, c.capacity - 16), `message ${seq}: length`);
+      assert.ok(intact(m), `message ${seq}: payload`);
+      held.push(m);
+      seq++;
+      if (held.length > hold) release();
+    }
+    release();
+    const stats = await done;
+    assert.is(c.read(), -1, 'nothing after the last message');
+    assert.ok(stats.fullWaits > 0 && c.stats().parks > 0, 'both sides really waited');
+  });
 });
 
 test.run();

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createThreadRing, openConsumer, openProducer } from '../lib/thread-ring.js';
+import { createThreadRing, openConsumer, openProducer, type ThreadRingDescriptor } from '../lib/thread-ring.js';
 import { MpscConsumer, MpscProducer } from '../lib/mpsc.js';
 import { CW, MPSC_STATE_COMMITTED, PRODUCER_DATA, PW } from '../lib/layout.js';
 import { allocateRing } from '../lib/ring-memory.js';
@@ -109,11 +109,14 @@ test('a reservation that appears while the consumer sleeps on an empty ring is s
   assert.is(c.stats().abandoned, 1);
 });
 
-test('skipping an unmarked dead reservation leaves alone a reservation made after the abandon timer started', async () => {
+/** A 1 KiB MPSC ring whose tail and record words a test writes by hand, playing producers caught between their steps. */
+function reservationRig(abandonTimeoutMs: number): { d: ThreadRingDescriptor; tail: Int32Array; words: Int32Array; c: MpscConsumer } {
   const d = createThreadRing(1024, 'mpsc');
-  const tail = new Int32Array(d.producer);
-  const words = new Int32Array(d.producer, PRODUCER_DATA);
-  const c = openConsumer(d, { abandonTimeoutMs: 20 }) as MpscConsumer;
+  return { d, tail: new Int32Array(d.producer), words: new Int32Array(d.producer, PRODUCER_DATA), c: openConsumer(d, { abandonTimeoutMs }) as MpscConsumer };
+}
+
+test('skipping an unmarked dead reservation leaves alone a reservation made after the abandon timer started', async () => {
+  const { tail, words, c } = reservationRig(20);
   // A producer won its CAS for 32 bytes at offset 0 and died before marking it.
   Atomics.add(tail, PW.tail, 32);
   assert.is(c.read(), -1, 'the abandon timer starts');
@@ -135,10 +138,7 @@ test('skipping an unmarked dead reservation leaves alone a reservation made afte
 });
 
 test('a producer late to mark a reservation the consumer skipped cannot mark it afterwards', async () => {
-  const d = createThreadRing(1024, 'mpsc');
-  const tail = new Int32Array(d.producer);
-  const words = new Int32Array(d.producer, PRODUCER_DATA);
-  const c = openConsumer(d, { abandonTimeoutMs: 0 }) as MpscConsumer;
+  const { d, tail, words, c } = reservationRig(0);
   // A dead producer's 32 bytes, then a stalled one's 16 bytes: both tail CASes done, no marks.
   Atomics.add(tail, PW.tail, 48);
   assert.is(c.read(), -1, 'the abandon timer starts');

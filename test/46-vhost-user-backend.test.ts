@@ -4,7 +4,7 @@
  * device's queue with SplitQueueDriver, exactly as QEMU and a guest kernel would.
  */
 import { spawn } from 'node:child_process';
-import { openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -192,6 +192,8 @@ t('a new SET_MEM_TABLE replaces the mapping: running rings continue over the new
   // split around a hole: the back-end must map both and rebuild the running queue over them.
   const size = r.guest.region.size;
   const half = size / 2;
+  // sendmsg passes copies of these; ours stay open until the test ends.
+  s.defer(() => { for (const fd of extra) closeSync(fd); });
   for (let i = 0; i < 2; i++) extra.push(openSync(`/proc/self/fd/${r.guest.region.fd}`, 'r+'));
   await r.fe.requestAck(R.SET_MEM_TABLE, MemoryTablePayload.encode([
     { guestPhysAddr: 0n, memorySize: BigInt(half), userspaceAddr: r.guest.uvaBase, mmapOffset: 0n },

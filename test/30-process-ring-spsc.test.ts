@@ -7,8 +7,8 @@ import { addonAvailable } from '../lib/native.js';
 import { attachSpscConsumer, attachSpscProducer, createSpscConsumerHalf, createSpscProducerHalf } from '../lib/process-ring.js';
 import type { ConsumerStats, ProducerStats } from '../lib/ring-types.js';
 import { requireOrSkip, scratch } from './helpers.js';
-import { CHILD_WAIT_MS, report, startChild } from './workers/process-parent.js';
-import { messageLength, SequenceChecker, writeMessage } from './workers/ring-worker.js';
+import { CHILD_WAIT_MS, produceSequence, report, startChild } from './workers/process-parent.js';
+import { SequenceChecker } from './workers/ring-worker.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());
 
@@ -52,18 +52,7 @@ test('SPSC parent -> child: the producer here parks on the child\'s space bell w
     const peer = await child.inbox.next(CHILD_WAIT_MS);
     const { ring, close } = attachSpscProducer(half, peer.fds, { spin: 0 });
     children.onCleanup(close);
-    let checksum = 0;
-    for (let seq = 0; seq < count; seq++) {
-      const len = messageLength(0, seq);
-      let off = ring.claim(len, 0);
-      while (off < 0) {
-        if (!(await ring.waitForSpace(len, { timeoutMs: CHILD_WAIT_MS }))) throw new Error(`no space at ${seq}`);
-        off = ring.claim(len, 0);
-      }
-      writeMessage(ring.data, off, 0, seq, len);
-      ring.commit();
-      checksum = (checksum + seq + len) >>> 0;
-    }
+    const checksum = await produceSequence(ring, count);
     const done = await report<{ checksum: number; next: number[]; stats: ConsumerStats }>(child);
     assert.equal(done.next, [count]);
     assert.is(done.checksum, checksum);

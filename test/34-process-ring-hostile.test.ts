@@ -20,8 +20,8 @@ import { createBlockRegion } from '../lib/shm-ring.js';
 import { EventFd } from '../lib/eventfd.js';
 import { FdServer, FdSocket } from '../lib/unix-socket.js';
 import { Children, makeTempDir, requireOrSkip, scratch, withTimeout } from './helpers.js';
-import { CHILD_WAIT_MS, joinProducer, report, startChild } from './workers/process-parent.js';
-import { messageLength, SequenceChecker, writeMessage } from './workers/ring-worker.js';
+import { CHILD_WAIT_MS, joinProducer, produceSequence, report, startChild } from './workers/process-parent.js';
+import { SequenceChecker } from './workers/ring-worker.js';
 import { EVENTFD_MAX, witnessWriteU64 } from './20-libc-witness.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());
@@ -75,18 +75,7 @@ test('a child that tries to shrink, grow or write-map a sealed block gets typed 
     child.sock.send(Buffer.from('half'), [...half.fds]);
     const { ring, close } = attachSpscProducer(half, (await child.inbox.next(CHILD_WAIT_MS)).fds, { spin: 0 });
     children.onCleanup(close);
-    let checksum = 0;
-    for (let seq = 0; seq < count; seq++) {
-      const len = messageLength(0, seq);
-      let off = ring.claim(len, 0);
-      while (off < 0) {
-        if (!(await ring.waitForSpace(len, { timeoutMs: CHILD_WAIT_MS }))) throw new Error(`no space at ${seq}`);
-        off = ring.claim(len, 0);
-      }
-      writeMessage(ring.data, off, 0, seq, len);
-      ring.commit();
-      checksum = (checksum + seq + len) >>> 0;
-    }
+    const checksum = await produceSequence(ring, count);
     const r = await report<{ shrink: unknown; grow: unknown; writeMap: unknown; checksum: number; next: number[] }>(child);
     assert.equal(r.shrink, { code: 'ERR_NATIVE', errno: EPERM, syscall: 'ftruncate' });
     assert.equal(r.grow, { code: 'ERR_NATIVE', errno: EPERM, syscall: 'ftruncate' });

@@ -8,7 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { FdInbox } from '../../lib/process-ring.js';
 import { FdServer, type FdSocket } from '../../lib/unix-socket.js';
 import { withTimeout, type Children } from '../helpers.js';
+import type { RingProducer } from '../../lib/ring-types.js';
 import type { ChildParams, ChildRole } from './process-ring-child.js';
+import { messageLength, writeMessage } from './ring-worker.js';
 
 const childScript = fileURLToPath(new URL('./process-ring-child.js', import.meta.url));
 export const CHILD_WAIT_MS = 30_000;
@@ -59,4 +61,24 @@ export async function joinProducer(child: RingChild, fds: readonly number[], add
   const answer = await child.inbox.next(CHILD_WAIT_MS);
   if (answer.fds.length !== 1) throw new Error(`producer sent ${answer.fds.length} fds`);
   return addProducer(answer.fds[0]!);
+}
+
+/**
+ * Sends producer 0's messages 0..count-1 (ring-worker's lengths and contents), waiting for space
+ * when the ring is full, and returns the checksum a consumer reports for them.
+ */
+export async function produceSequence(ring: RingProducer, count: number): Promise<number> {
+  let checksum = 0;
+  for (let seq = 0; seq < count; seq++) {
+    const len = messageLength(0, seq);
+    let off = ring.claim(len, 0);
+    while (off < 0) {
+      if (!(await ring.waitForSpace(len, { timeoutMs: CHILD_WAIT_MS }))) throw new Error(`no space at ${seq}`);
+      off = ring.claim(len, 0);
+    }
+    writeMessage(ring.data, off, 0, seq, len);
+    ring.commit();
+    checksum = (checksum + seq + len) >>> 0;
+  }
+  return checksum;
 }

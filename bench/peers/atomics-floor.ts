@@ -6,12 +6,12 @@
  * figures on this VM move between runs with the host's placement of the two vCPUs, so ringwire's
  * rows are meant to be read against these from the same run.
  */
-import { Worker } from 'node:worker_threads';
 import type { Peer, StreamHandle, Transport } from '../transport.js';
 import {
   FLOOR_BELL, FLOOR_BYTES, FLOOR_CONSUMED, FLOOR_DATA_BYTES, FLOOR_PARKED, FLOOR_PING, FLOOR_PONG,
   FLOOR_PRODUCED, FLOOR_SLOT, FLOOR_SLOTS,
 } from './atomics-floor-peer.js';
+import { startWorker } from './start-worker.js';
 
 function floorPeer(words: Int32Array, close: () => Promise<void>): Peer {
   const data = new Uint8Array(words.buffer);
@@ -67,15 +67,7 @@ export const atomicsFloor: Transport = {
   maxSize: FLOOR_SLOT,
   async open(ctx) {
     const words = new Int32Array(new SharedArrayBuffer(FLOOR_BYTES));
-    const worker = new Worker(new URL('./atomics-floor-peer.js', import.meta.url), {
-      workerData: { words, peerCore: ctx.peerCore },
-    });
-    const failed = new Promise<never>((_, reject) => {
-      worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`bench: floor worker exited with ${code}`)));
-    });
-    failed.catch(() => {});
-    await Promise.race([new Promise((r) => worker.once('online', r)), failed]);
+    const worker = await startWorker(new URL('./atomics-floor-peer.js', import.meta.url), { words, peerCore: ctx.peerCore }, 'floor');
     return floorPeer(words, async () => {
       await worker.terminate();
     });

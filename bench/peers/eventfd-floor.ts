@@ -5,9 +5,10 @@
  * other core, which is what uds and ringwire-channel-doorbell pay too; on this VM that wake-up,
  * not the transport, is most of their round trip. Ping-pong only.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { EventFd } from '../../lib/eventfd.js';
 import type { Transport } from '../transport.js';
+import { startWorker } from './start-worker.js';
 
 /** A sleeper that hears nothing for this long re-checks; nothing here depends on it. */
 const PARK_MS = 1000;
@@ -20,15 +21,14 @@ export const eventfdFloor: Transport = {
   async open(ctx) {
     const toPeer = EventFd.create();
     const fromPeer = EventFd.create();
-    const worker = new Worker(new URL('./eventfd-floor-peer.js', import.meta.url), {
-      workerData: { inbound: toPeer.fd, outbound: fromPeer.fd, peerCore: ctx.peerCore },
-    });
-    const failed = new Promise<never>((_, reject) => {
-      worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`bench: eventfd worker exited with ${code}`)));
-    });
-    failed.catch(() => {});
-    await Promise.race([new Promise((r) => worker.once('online', r)), failed]);
+    let worker: Worker;
+    try {
+      worker = await startWorker(new URL('./eventfd-floor-peer.js', import.meta.url), { inbound: toPeer.fd, outbound: fromPeer.fd, peerCore: ctx.peerCore }, 'eventfd');
+    } catch (err) {
+      toPeer.close();
+      fromPeer.close();
+      throw err;
+    }
     return {
       pingpong: async (_size, run) => {
         for (;;) {

@@ -1,7 +1,7 @@
-import { Worker } from 'node:worker_threads';
 import { createThreadRing, openConsumer, openProducer } from '../../lib/thread-ring.js';
 import type { Transport } from '../transport.js';
 import { ringPeer, PRODUCER_SPIN } from './ring-wire.js';
+import { startWorker } from './start-worker.js';
 import { maxMessageSize } from '../../lib/layout.js';
 
 const RING_BYTES = 1 << 20;
@@ -20,15 +20,7 @@ export const ringwireThread: Transport = {
   async open(ctx) {
     const ping = createThreadRing(RING_BYTES);
     const pong = createThreadRing(RING_BYTES);
-    const worker = new Worker(new URL('./ringwire-thread-peer.js', import.meta.url), {
-      workerData: { ping, pong, peerCore: ctx.peerCore, spin: ECHO_SPIN },
-    });
-    const failed = new Promise<never>((_, reject) => {
-      worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`bench: ring worker exited with ${code}`)));
-    });
-    failed.catch(() => {});
-    await Promise.race([new Promise((r) => worker.once('online', r)), failed]);
+    const worker = await startWorker(new URL('./ringwire-thread-peer.js', import.meta.url), { ping, pong, peerCore: ctx.peerCore, spin: ECHO_SPIN }, 'ring');
     return ringPeer(openProducer(ping, { spin: PRODUCER_SPIN }), openConsumer(pong), async () => {
       await worker.terminate();
     });

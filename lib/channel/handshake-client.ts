@@ -63,13 +63,7 @@ export async function clientHandshake(sock: FdSocket, cred: PeerCred, o: ClientH
     const ack = await frames.next('Ack of Init');
     if (ack.type !== Msg.Ack || new AckView(ack.body).ackedType !== Msg.Init) unexpected(ack, 'Ack of Init');
     rings = new RingSet('client', c2s, s2c);
-    for (const a of rings.announcements()) sock.send(a.data, a.fds);
-    while (!rings.complete) {
-      const g = await frames.next('AddRing or Ack');
-      if (g.type === Msg.AddRing) sock.send(rings.acceptPeerBlock(g));
-      else if (g.type === Msg.Ack) rings.acceptAck(g);
-      else unexpected(g, 'AddRing or Ack');
-    }
+    await rings.exchange(sock, frames);
     sock.send(encodeConnect());
     const c = await frames.next('Connected');
     if (c.type !== Msg.Connected) unexpected(c, 'Connected');

@@ -131,13 +131,7 @@ export async function serverHandshake(sock: FdSocket, cred: PeerCred, o: ServerH
     if (frames.failure) throw frames.failure;
     rings = new RingSet('server', init.clientToServerBytes, init.serverToClientBytes);
     sock.send(encodeAck({ ackedType: Msg.Init, direction: 0, side: 0, ringIndex: 0 }));
-    for (const a of rings.announcements()) sock.send(a.data, a.fds);
-    while (!rings.complete) {
-      const g = await frames.next('AddRing or Ack');
-      if (g.type === Msg.AddRing) sock.send(rings.acceptPeerBlock(g));
-      else if (g.type === Msg.Ack) rings.acceptAck(g);
-      else unexpected(g, 'AddRing or Ack');
-    }
+    await rings.exchange(sock, frames);
     const c = await frames.next('Connect');
     if (c.type !== Msg.Connect) unexpected(c, 'Connect');
     const { producer, consumer, bells, wake } = rings.open(o.spin);

@@ -204,6 +204,20 @@ export class RingSet {
     }
   }
 
+  /**
+   * Both sides' middle step: announce our blocks, then map each peer block announced (acking it)
+   * and take the peer's acks of ours, in any order, until every block is known both ways.
+   */
+  async exchange(sock: FdSocket, frames: FrameQueue): Promise<void> {
+    for (const a of this.announcements()) sock.send(a.data, a.fds);
+    while (!this.complete) {
+      const g = await frames.next('AddRing or Ack');
+      if (g.type === Msg.AddRing) sock.send(this.acceptPeerBlock(g));
+      else if (g.type === Msg.Ack) this.acceptAck(g);
+      else unexpected(g, 'AddRing or Ack');
+    }
+  }
+
   /** Our announcements, each with [memfd, eventfd] to pass. */
   announcements(): Array<{ data: Buffer; fds: number[] }> {
     return this.#own.map((o) => ({ data: encodeAddRing(o.announce), fds: [o.region.fd, o.bell.fd] }));

@@ -50,6 +50,18 @@ function produce(p: RingProducer & { waitForSpaceSync(length: number, timeoutMs?
 }
 
 /** Runs `fn` and reports the ringwire error it throws as {code, errno, syscall}, or 'no error'. */
+/** Offers our consumer half, attaches to the parent's producer and reads `count` checked messages. */
+function consumeSequence(sock: FdSocket, peerFds: readonly number[], capacity: number, count: number, maxLen: number) {
+  const half = createSpscConsumerHalf(capacity, 'child-consumer');
+  sock.send(Buffer.from('half'), [...half.fds]);
+  const { ring, close } = attachSpscConsumer(half, [...peerFds]);
+  const check = new SequenceChecker(1, maxLen);
+  while (check.total < count) {
+    if (ring.drain(check.onRecord, 256) === 0 && !ring.waitForDataSync(WAIT_MS)) throw new Error(`consumer starved at ${check.total}`);
+  }
+  return { ring, close, check };
+}
+
 function attempt(fn: () => unknown): { code?: string; errno?: number; syscall?: string } | 'no error' {
   try {
     fn();
@@ -81,13 +93,7 @@ async function main(address: string, role: ChildRole, params: ChildParams): Prom
     json(sock, { checksum, stats: ring.stats() });
     close();
   } else if (role === 'spsc-consumer') {
-    const half = createSpscConsumerHalf(params.capacity!, 'child-consumer');
-    sock.send(Buffer.from('half'), [...half.fds]);
-    const { ring, close } = attachSpscConsumer(half, peer.fds);
-    const check = new SequenceChecker(1, maxLen);
-    while (check.total < count) {
-      if (ring.drain(check.onRecord, 256) === 0 && !ring.waitForDataSync(WAIT_MS)) throw new Error(`consumer starved at ${check.total}`);
-    }
+    const { ring, close, check } = consumeSequence(sock, peer.fds, params.capacity!, count, maxLen);
     json(sock, { checksum: check.checksum, next: check.next, stats: ring.stats() });
     close();
   } else if (role === 'mpsc-producer') {
@@ -123,13 +129,7 @@ async function main(address: string, role: ChildRole, params: ChildParams): Prom
     const shrink = attempt(() => truncateFd(blockFd, 0));
     const grow = attempt(() => truncateFd(blockFd, 1 << 24));
     const writeMap = attempt(() => Region.fromFd(blockFd, { writable: true }).close());
-    const half = createSpscConsumerHalf(params.capacity!, 'child-consumer');
-    sock.send(Buffer.from('half'), [...half.fds]);
-    const { ring, close } = attachSpscConsumer(half, peer.fds);
-    const check = new SequenceChecker(1, maxLen);
-    while (check.total < count) {
-      if (ring.drain(check.onRecord, 256) === 0 && !ring.waitForDataSync(WAIT_MS)) throw new Error(`consumer starved at ${check.total}`);
-    }
+    const { ring, close, check } = consumeSequence(sock, peer.fds, params.capacity!, count, maxLen);
     json(sock, { shrink, grow, writeMap, checksum: check.checksum, next: check.next });
     close();
   }

@@ -129,7 +129,7 @@ async function main(address: string, role: ChildRole, params: ChildParams): Prom
     const shrink = attempt(() => truncateFd(blockFd, 0));
     const grow = attempt(() => truncateFd(blockFd, 1 << 24));
     const writeMap = attempt(() => Region.fromFd(blockFd, { writable: true }).close());
-    const { ring, close, check } = consumeSequence(sock, peer.fds, params.capacity!, count, maxLen);
+    const { close, check } = consumeSequence(sock, peer.fds, params.capacity!, count, maxLen);
     json(sock, { shrink, grow, writeMap, checksum: check.checksum, next: check.next });
     close();
   }

@@ -1,5 +1,5 @@
 // Shared-memory regions: memfd creation, size, seals, and mapping an fd as a SharedArrayBuffer.
-// Bounds (offset + length within the file) are checked in lib/region.ts before mmap is called.
+// Bounds (offset + length within the file) are checked in lib/native/region.ts before mmap is called.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>

@@ -1,6 +1,6 @@
 // UNIX domain sockets that carry fds (SCM_RIGHTS): socket, bind, listen, accept, connect, sendmsg,
 // recvmsg and SO_PEERCRED. Addresses arrive as raw sun_path bytes (a leading NUL for an abstract
-// name), built and length-checked in lib/unix-socket.ts. Every fd is non-blocking and close-on-exec.
+// name), built and length-checked in lib/native/unix-socket.ts. Every fd is non-blocking and close-on-exec.
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>

@@ -9,7 +9,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { FdSocket } from '../lib/unix-socket.js';
+import { FdSocket } from '../lib/native/unix-socket.js';
 import { requireOrSkip, withTimeout } from '../test/helpers.js';
 import { missingVmPrerequisites, REPO_ROOT, withVms, type Vm, type VmSession } from './harness/index.js';
 
@@ -61,7 +61,7 @@ interface SwitchProc {
 }
 
 async function startSwitch(vms: VmSession): Promise<SwitchProc> {
-  const args = [join(REPO_ROOT, 'dist/lib/cli.js'), 'vhost-user-switch', '--port', join(vms.dir, 'a.sock'), '--port', join(vms.dir, 'b.sock'), '--host-socket', join(vms.dir, 'host.sock')];
+  const args = [join(REPO_ROOT, 'dist/bin/ringwire.js'), 'vhost-user-switch', '--port', join(vms.dir, 'a.sock'), '--port', join(vms.dir, 'b.sock'), '--host-socket', join(vms.dir, 'host.sock')];
   const child = vms.children.add(spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'] }));
   let out = '';
   let err = '';

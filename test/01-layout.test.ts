@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import {
   CACHE_LINE, CONSUMER_BLOCK_SIZE, CONSUMER_FIELDS, PRODUCER_DATA, PRODUCER_FIELDS, type Field,
   RingKind, SPSC_SLACK, maxMessageSize, recordBytes,
-} from '../lib/layout.js';
+} from '../lib/ring/layout.js';
 
 function checkTable(name: string, fields: readonly Field[], blockEnd: number): void {
   const sorted = [...fields].sort((a, b) => a.offset - b.offset);

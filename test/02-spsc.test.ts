@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createThreadRing, openConsumer, openProducer } from '../lib/thread-ring.js';
-import { SpscConsumer, SpscProducer } from '../lib/spsc.js';
+import { createThreadRing, openConsumer, openProducer } from '../lib/ring/thread-ring.js';
+import { SpscConsumer, SpscProducer } from '../lib/ring/spsc.js';
 import { isRingwireError } from '../lib/errors.js';
 import { prng, testSeed } from './helpers.js';
 

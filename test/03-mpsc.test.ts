@@ -1,10 +1,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createThreadRing, openConsumer, openProducer, type ThreadRingDescriptor } from '../lib/thread-ring.js';
-import { MpscConsumer, MpscProducer } from '../lib/mpsc.js';
-import { CW, MPSC_STATE_COMMITTED, PRODUCER_DATA, PW } from '../lib/layout.js';
-import { allocateRing } from '../lib/ring-memory.js';
-import { RingKind } from '../lib/layout.js';
+import { createThreadRing, openConsumer, openProducer, type ThreadRingDescriptor } from '../lib/ring/thread-ring.js';
+import { MpscConsumer, MpscProducer } from '../lib/ring/mpsc.js';
+import { CW, MPSC_STATE_COMMITTED, PRODUCER_DATA, PW } from '../lib/ring/layout.js';
+import { allocateRing } from '../lib/ring/ring-memory.js';
+import { RingKind } from '../lib/ring/layout.js';
 import { isRingwireError } from '../lib/errors.js';
 import { prng, testSeed } from './helpers.js';
 

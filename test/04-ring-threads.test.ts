@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Worker } from 'node:worker_threads';
-import { createThreadRing, openConsumer, type ThreadRingDescriptor } from '../lib/thread-ring.js';
+import { createThreadRing, openConsumer, type ThreadRingDescriptor } from '../lib/ring/thread-ring.js';
 import { type Children, scratch } from './helpers.js';
 import { checkMessage, type WorkerJob } from './workers/ring-worker.js';
 

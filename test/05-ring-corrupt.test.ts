@@ -1,9 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createThreadRing, openConsumer, openProducer, type ThreadRingDescriptor } from '../lib/thread-ring.js';
+import { createThreadRing, openConsumer, openProducer, type ThreadRingDescriptor } from '../lib/ring/thread-ring.js';
 import { isRingwireError } from '../lib/errors.js';
-import { CW, PRODUCER_DATA, PW, SPSC_PRESENT, SPSC_SLACK, TYPE_PADDING } from '../lib/layout.js';
-import type { RingConsumer, RingProducer } from '../lib/ring-types.js';
+import { CW, PRODUCER_DATA, PW, SPSC_PRESENT, SPSC_SLACK, TYPE_PADDING } from '../lib/ring/layout.js';
+import type { RingConsumer, RingProducer } from '../lib/ring/ring-types.js';
 import { prng, testSeed } from './helpers.js';
 
 const seed = testSeed();

@@ -1,11 +1,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Worker } from 'node:worker_threads';
-import { createThreadRing, openConsumer, openProducer } from '../lib/thread-ring.js';
-import { allocateRing } from '../lib/ring-memory.js';
-import { RingKind } from '../lib/layout.js';
-import { SpscConsumer, SpscProducer } from '../lib/spsc.js';
-import type { Doorbell } from '../lib/doorbell.js';
+import { createThreadRing, openConsumer, openProducer } from '../lib/ring/thread-ring.js';
+import { allocateRing } from '../lib/ring/ring-memory.js';
+import { RingKind } from '../lib/ring/layout.js';
+import { SpscConsumer, SpscProducer } from '../lib/ring/spsc.js';
+import type { Doorbell } from '../lib/ring/doorbell.js';
 import { isRingwireError } from '../lib/errors.js';
 import { scratch } from './helpers.js';
 
@@ -93,7 +93,7 @@ test('a worker blocked in waitForDataSync wakes for each of 2,000 ping-pongs (no
         parentPort.postMessage(c.stats());
       });`;
     const n = 2000;
-    const w = new Worker(src, { eval: true, workerData: { ping, pong, n, lib: new URL('../lib/thread-ring.js', import.meta.url).href } });
+    const w = new Worker(src, { eval: true, workerData: { ping, pong, n, lib: new URL('../lib/ring/thread-ring.js', import.meta.url).href } });
     children.onCleanup(() => w.terminate());
     const stats = new Promise<{ parks: number }>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
     const p = openProducer(ping);

@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import { createThreadRing, openConsumer, openProducer } from '../lib/thread-ring.js';
+import { createThreadRing, openConsumer, openProducer } from '../lib/ring/thread-ring.js';
 
 const MESSAGES = 10_000_000;
 

@@ -7,9 +7,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Worker } from 'node:worker_threads';
-import type { MpscConsumer } from '../lib/mpsc.js';
-import { recordBytes } from '../lib/layout.js';
-import { createThreadRing, openConsumer } from '../lib/thread-ring.js';
+import type { MpscConsumer } from '../lib/ring/mpsc.js';
+import { recordBytes } from '../lib/ring/layout.js';
+import { createThreadRing, openConsumer } from '../lib/ring/thread-ring.js';
 import { type Children, scratch, testSeed } from './helpers.js';
 import { skipMessageLength, type SkipJob, type SkipReport } from './workers/mpsc-skip-producer.js';
 

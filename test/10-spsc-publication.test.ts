@@ -4,12 +4,12 @@
 import { test } from 'uvu';
 import { Worker } from 'node:worker_threads';
 import * as assert from 'uvu/assert';
-import { createThreadRing, openConsumer, type ThreadRingDescriptor } from '../lib/thread-ring.js';
-import { SpscConsumer, SpscProducer } from '../lib/spsc.js';
-import { AtomicsDoorbell } from '../lib/doorbell.js';
-import { CW, PRODUCER_DATA, PW, SPSC_PRESENT, SPSC_SLACK, recordBytes } from '../lib/layout.js';
+import { createThreadRing, openConsumer, type ThreadRingDescriptor } from '../lib/ring/thread-ring.js';
+import { SpscConsumer, SpscProducer } from '../lib/ring/spsc.js';
+import { AtomicsDoorbell } from '../lib/ring/doorbell.js';
+import { CW, PRODUCER_DATA, PW, SPSC_PRESENT, SPSC_SLACK, recordBytes } from '../lib/ring/layout.js';
 import { isRingwireError } from '../lib/errors.js';
-import type { RingMemory } from '../lib/ring-memory.js';
+import type { RingMemory } from '../lib/ring/ring-memory.js';
 import { prng, scratch, testSeed } from './helpers.js';
 
 const seed = testSeed();
@@ -323,7 +323,7 @@ test('threads: batched commits and held in-place reads, both sides parking (spin
       });`;
     const w = new Worker(src, {
       eval: true,
-      workerData: { d, n, seed, ring: new URL('../lib/thread-ring.js', import.meta.url).href, helpers: new URL('./helpers.js', import.meta.url).href },
+      workerData: { d, n, seed, ring: new URL('../lib/ring/thread-ring.js', import.meta.url).href, helpers: new URL('./helpers.js', import.meta.url).href },
     });
     children.onCleanup(() => w.terminate());
     const done = new Promise<{ fullWaits: number }>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });

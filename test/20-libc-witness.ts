@@ -81,5 +81,5 @@ export function witnessPid(): number {
   return libc.getpid([]);
 }
 
-/** Linux F_SEAL_* bits, spelled out independently of lib/region.ts. */
+/** Linux F_SEAL_* bits, spelled out independently of lib/native/region.ts. */
 export const SEAL = { SEAL: 1, SHRINK: 2, GROW: 4, WRITE: 8, FUTURE_WRITE: 16 } as const;

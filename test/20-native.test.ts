@@ -8,13 +8,13 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { isRingwireError } from '../lib/errors.js';
-import { addonAvailable, addonPath, closeFd, native, type NativeAddon } from '../lib/native.js';
-import { EventFd } from '../lib/eventfd.js';
+import { addonAvailable, addonPath, closeFd, native, type NativeAddon } from '../lib/native/native.js';
+import { EventFd } from '../lib/native/eventfd.js';
 import { makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
 import { witnessIsOpen } from './20-libc-witness.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());
-const distLib = pathToFileURL(join(import.meta.dirname, '..', 'lib')).href;
+const distLib = pathToFileURL(join(import.meta.dirname, '..', 'lib', 'native')).href;
 
 function openFdCount(): number {
   return readdirSync('/proc/self/fd').length;

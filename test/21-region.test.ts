@@ -6,14 +6,14 @@ import { spawn } from 'node:child_process';
 import { closeSync, readFileSync, readlinkSync, writeFileSync, writeSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRingwireError, type ErrorCode } from '../lib/errors.js';
-import { addonAvailable, native } from '../lib/native.js';
-import { Region, truncateFd } from '../lib/region.js';
-import { EventFd } from '../lib/eventfd.js';
+import { addonAvailable, native } from '../lib/native/native.js';
+import { Region, truncateFd } from '../lib/native/region.js';
+import { EventFd } from '../lib/native/eventfd.js';
 import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
 import { SEAL, witnessCloexec, witnessIsOpen, witnessSeals, witnessSize } from './20-libc-witness.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());
-const regionModule = new URL('../lib/region.js', import.meta.url).href;
+const regionModule = new URL('../lib/native/region.js', import.meta.url).href;
 
 function throwsCode(fn: () => unknown, code: ErrorCode, errno?: number): void {
   try {

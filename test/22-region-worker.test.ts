@@ -3,8 +3,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Worker } from 'node:worker_threads';
-import { addonAvailable } from '../lib/native.js';
-import { Region } from '../lib/region.js';
+import { addonAvailable } from '../lib/native/native.js';
+import { Region } from '../lib/native/region.js';
 import { requireOrSkip, withTimeout } from './helpers.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());

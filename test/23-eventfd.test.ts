@@ -7,16 +7,16 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { isRingwireError } from '../lib/errors.js';
-import { addonAvailable, native } from '../lib/native.js';
-import { EventFd } from '../lib/eventfd.js';
-import { EventFdDoorbell } from '../lib/doorbell-eventfd.js';
-import { Region } from '../lib/region.js';
+import { addonAvailable, native } from '../lib/native/native.js';
+import { EventFd } from '../lib/native/eventfd.js';
+import { EventFdDoorbell } from '../lib/native/doorbell-eventfd.js';
+import { Region } from '../lib/native/region.js';
 import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
 import { witnessCloexec, witnessIsOpen, witnessNonblocking } from './20-libc-witness.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());
-const eventfdModule = new URL('../lib/eventfd.js', import.meta.url).href;
-const doorbellModule = new URL('../lib/doorbell-eventfd.js', import.meta.url).href;
+const eventfdModule = new URL('../lib/native/eventfd.js', import.meta.url).href;
+const doorbellModule = new URL('../lib/native/doorbell-eventfd.js', import.meta.url).href;
 const witnessModule = new URL('./20-libc-witness.js', import.meta.url).href;
 
 /** Runs an ES module script in a child and returns the JSON it prints; a child that hangs fails the test. */

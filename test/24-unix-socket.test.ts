@@ -6,10 +6,10 @@ import * as assert from 'uvu/assert';
 import { lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRingwireError, type ErrorCode } from '../lib/errors.js';
-import { addonAvailable, closeFd, native, type NativePoller } from '../lib/native.js';
-import { EventFd } from '../lib/eventfd.js';
-import { Region } from '../lib/region.js';
-import { encodeAddress, FdServer, FdSocket, MAX_FDS, type SocketType } from '../lib/unix-socket.js';
+import { addonAvailable, closeFd, native, type NativePoller } from '../lib/native/native.js';
+import { EventFd } from '../lib/native/eventfd.js';
+import { Region } from '../lib/native/region.js';
+import { encodeAddress, FdServer, FdSocket, MAX_FDS, type SocketType } from '../lib/native/unix-socket.js';
 import { makeTempDir, prng, requireOrSkip, testSeed, withTimeout } from './helpers.js';
 import { witnessCloexec } from './20-libc-witness.js';
 

@@ -6,10 +6,10 @@ import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { addonAvailable } from '../lib/native.js';
-import { EventFd } from '../lib/eventfd.js';
-import { Region } from '../lib/region.js';
-import { FdServer, FdSocket, type SocketType } from '../lib/unix-socket.js';
+import { addonAvailable } from '../lib/native/native.js';
+import { EventFd } from '../lib/native/eventfd.js';
+import { Region } from '../lib/native/region.js';
+import { FdServer, FdSocket, type SocketType } from '../lib/native/unix-socket.js';
 import { Children, makeTempDir, prng, requireOrSkip, testSeed, withTimeout } from './helpers.js';
 import { witnessCloexec, witnessPid } from './20-libc-witness.js';
 

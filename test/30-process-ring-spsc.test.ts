@@ -3,9 +3,9 @@
 // parking on the child's space bell. Every byte, the sequence and a checksum are checked.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { addonAvailable } from '../lib/native.js';
-import { attachSpscConsumer, attachSpscProducer, createSpscConsumerHalf, createSpscProducerHalf } from '../lib/process-ring.js';
-import type { ConsumerStats, ProducerStats } from '../lib/ring-types.js';
+import { addonAvailable } from '../lib/native/native.js';
+import { attachSpscConsumer, attachSpscProducer, createSpscConsumerHalf, createSpscProducerHalf } from '../lib/process/process-ring.js';
+import type { ConsumerStats, ProducerStats } from '../lib/ring/ring-types.js';
 import { requireOrSkip, scratch } from './helpers.js';
 import { CHILD_WAIT_MS, produceSequence, report, startChild } from './workers/process-parent.js';
 import { SequenceChecker } from './workers/ring-worker.js';

@@ -3,9 +3,9 @@
 // space bell when they wait. Per-producer order, every byte and each producer's checksum are checked.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { addonAvailable } from '../lib/native.js';
-import { attachMpscConsumer, createMpscConsumerHalf } from '../lib/process-ring.js';
-import type { ProducerStats } from '../lib/ring-types.js';
+import { addonAvailable } from '../lib/native/native.js';
+import { attachMpscConsumer, createMpscConsumerHalf } from '../lib/process/process-ring.js';
+import type { ProducerStats } from '../lib/ring/ring-types.js';
 import { requireOrSkip, scratch } from './helpers.js';
 import { CHILD_WAIT_MS, joinProducer, report, startChild } from './workers/process-parent.js';
 import { SequenceChecker } from './workers/ring-worker.js';

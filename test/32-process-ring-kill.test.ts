@@ -3,8 +3,8 @@
 // unbroken prefix, and every message of the surviving producers arrives.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { addonAvailable } from '../lib/native.js';
-import { attachMpscConsumer, createMpscConsumerHalf, type MpscProcessConsumer } from '../lib/process-ring.js';
+import { addonAvailable } from '../lib/native/native.js';
+import { attachMpscConsumer, createMpscConsumerHalf, type MpscProcessConsumer } from '../lib/process/process-ring.js';
 import { type Children, requireOrSkip, scratch } from './helpers.js';
 import { CHILD_WAIT_MS, joinProducer, report, startChild, type RingChild } from './workers/process-parent.js';
 import type { ChildParams } from './workers/process-ring-child.js';

@@ -4,10 +4,10 @@
 // than the ring make the producer run while the consumer is awake, so suppression shows up too.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { addonAvailable } from '../lib/native.js';
-import { EventFdDoorbell } from '../lib/doorbell-eventfd.js';
-import { attachSpscConsumer, createSpscConsumerHalf } from '../lib/process-ring.js';
-import type { ProducerStats } from '../lib/ring-types.js';
+import { addonAvailable } from '../lib/native/native.js';
+import { EventFdDoorbell } from '../lib/native/doorbell-eventfd.js';
+import { attachSpscConsumer, createSpscConsumerHalf } from '../lib/process/process-ring.js';
+import type { ProducerStats } from '../lib/ring/ring-types.js';
 import { requireOrSkip, scratch } from './helpers.js';
 import { CHILD_WAIT_MS, report, startChild } from './workers/process-parent.js';
 import { SequenceChecker } from './workers/ring-worker.js';

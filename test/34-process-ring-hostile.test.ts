@@ -8,17 +8,17 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRingwireError, type ErrorCode } from '../lib/errors.js';
-import { CW, PW, RingKind } from '../lib/layout.js';
-import { addonAvailable, native } from '../lib/native.js';
+import { CW, PW, RingKind } from '../lib/ring/layout.js';
+import { addonAvailable, native } from '../lib/native/native.js';
 import {
   attachMpscConsumer, attachMpscProducer, attachSpscConsumer, attachSpscProducer, createMpscConsumerHalf,
   createMpscProducerHalf, createSpscConsumerHalf, createSpscProducerHalf, DoorbellGroup, FdInbox, type RingHalf,
-} from '../lib/process-ring.js';
-import { EventFdDoorbell } from '../lib/doorbell-eventfd.js';
-import { Region, truncateFd } from '../lib/region.js';
-import { createBlockRegion } from '../lib/shm-ring.js';
-import { EventFd } from '../lib/eventfd.js';
-import { FdServer, FdSocket } from '../lib/unix-socket.js';
+} from '../lib/process/process-ring.js';
+import { EventFdDoorbell } from '../lib/native/doorbell-eventfd.js';
+import { Region, truncateFd } from '../lib/native/region.js';
+import { createBlockRegion } from '../lib/process/shm-ring.js';
+import { EventFd } from '../lib/native/eventfd.js';
+import { FdServer, FdSocket } from '../lib/native/unix-socket.js';
 import { Children, makeTempDir, requireOrSkip, scratch, withTimeout } from './helpers.js';
 import { CHILD_WAIT_MS, joinProducer, produceSequence, report, startChild } from './workers/process-parent.js';
 import { SequenceChecker } from './workers/ring-worker.js';
@@ -243,14 +243,14 @@ test('a peer that shrinks its block after we map it and only then seals it gets 
     // In a child: before the fix this is a SIGBUS, which must fail one test rather than the file.
     // The peer's ftruncate and F_ADD_SEALS run at the moment we read the seals, which is the latest
     // they can land; a check made after mmap sees the shrunk, sealed file and accepts it.
-    const mod = (m: string): string => JSON.stringify(new URL(`../lib/${m}.js`, import.meta.url).href);
+    const mod = (m: string): string => JSON.stringify(new URL(`../lib/${m}.js`, import.meta.url).href); // m: 'ring/layout', 'native/region', ...
     const child = children.add(spawn(process.execPath, ['--input-type=module', '-e', `
-      const { native } = await import(${mod('native')});
-      const { Region } = await import(${mod('region')});
-      const { initProducerBlock } = await import(${mod('ring-memory')});
-      const { RingKind, PW, PRODUCER_DATA } = await import(${mod('layout')});
-      const { createSpscConsumerHalf, attachSpscConsumer } = await import(${mod('process-ring')});
-      const { EventFdDoorbell } = await import(${mod('doorbell-eventfd')});
+      const { native } = await import(${mod('native/native')});
+      const { Region } = await import(${mod('native/region')});
+      const { initProducerBlock } = await import(${mod('ring/ring-memory')});
+      const { RingKind, PW, PRODUCER_DATA } = await import(${mod('ring/layout')});
+      const { createSpscConsumerHalf, attachSpscConsumer } = await import(${mod('process/process-ring')});
+      const { EventFdDoorbell } = await import(${mod('native/doorbell-eventfd')});
       const addon = native();
       const CAP = 65536;
       const peer = Region.create('hostile-producer', PRODUCER_DATA + CAP);

@@ -10,10 +10,10 @@ import { isRingwireError } from '../lib/errors.js';
 import { IvshmemClient } from '../lib/ivshmem/client.js';
 import { encodeMessage, MessageReader } from '../lib/ivshmem/protocol.js';
 import { HOST_PEER_ID, IvshmemServer, MAX_QUEUED_MESSAGES } from '../lib/ivshmem/server.js';
-import { addonAvailable } from '../lib/native.js';
-import { EventFd } from '../lib/eventfd.js';
-import { Region } from '../lib/region.js';
-import { FdServer, FdSocket } from '../lib/unix-socket.js';
+import { addonAvailable } from '../lib/native/native.js';
+import { EventFd } from '../lib/native/eventfd.js';
+import { Region } from '../lib/native/region.js';
+import { FdServer, FdSocket } from '../lib/native/unix-socket.js';
 import { makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
 
 const ready = (): boolean => requireOrSkip('the native addon (npm install)', addonAvailable());

@@ -10,8 +10,8 @@ import { IvshmemHost } from '../lib/ivshmem/host.js';
 import { channelOffset, HEADER_FIELDS, initChannelsOf, planLayout, publishSlot, readLayout, readSlot, SLOT_TABLE_OFFSET, writeLayout } from '../lib/ivshmem/layout.js';
 import { IvshmemPeer } from '../lib/ivshmem/peer.js';
 import { IvshmemChannel } from '../lib/ivshmem/channel.js';
-import { CONSUMER_BLOCK_SIZE, CW, PW, producerBlockSize } from '../lib/layout.js';
-import { addonAvailable } from '../lib/native.js';
+import { CONSUMER_BLOCK_SIZE, CW, PW, producerBlockSize } from '../lib/ring/layout.js';
+import { addonAvailable } from '../lib/native/native.js';
 import { makeTempDir, prng, requireOrSkip, testSeed, withTimeout } from './helpers.js';
 
 const ready = (): boolean => requireOrSkip('the native addon (npm install)', addonAvailable());

@@ -10,10 +10,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { IvshmemClient } from '../lib/ivshmem/client.js';
 import { parseSize } from '../lib/ivshmem/cli.js';
-import { addonAvailable } from '../lib/native.js';
+import { addonAvailable } from '../lib/native/native.js';
 import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
 
-const CLI = fileURLToPath(new URL('../lib/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../bin/ringwire.js', import.meta.url));
 const ready = (): boolean => requireOrSkip('the native addon (npm install)', addonAvailable());
 
 test('sizes parse with K/M/G suffixes and reject anything else', () => {

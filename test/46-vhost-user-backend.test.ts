@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { isRingwireError } from '../lib/errors.js';
-import { EventFd } from '../lib/eventfd.js';
+import { EventFd } from '../lib/native/eventfd.js';
 import { RngDevice } from '../virtio/devices/rng.js';
 import { TRANSPORT_FEATURES } from '../virtio/vhost-user/device.js';
 import { FrontendGuest, type GuestQueue } from '../virtio/vhost-user/frontend-guest.js';
@@ -307,7 +307,7 @@ t('RESET_DEVICE (a guest reboot) stops every ring and forgets memory; the same c
 
 t('ringwire vhost-user-rng: the CLI serves a front-end and reports what it served on SIGTERM', async ({ dir, children }) => {
   const path = join(dir, 'cli-rng.sock');
-  const child = children.add(spawn(process.execPath, [fileURLToPath(new URL('../lib/cli.js', import.meta.url)), 'vhost-user-rng', '--socket', path], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = children.add(spawn(process.execPath, [fileURLToPath(new URL('../bin/ringwire.js', import.meta.url)), 'vhost-user-rng', '--socket', path], { stdio: ['ignore', 'pipe', 'pipe'] }));
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d));
   await withTimeout('the CLI to listen', 10_000, async () => {

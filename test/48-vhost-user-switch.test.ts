@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect } from '../lib/channel/index.js';
-import { FdSocket } from '../lib/unix-socket.js';
+import { FdSocket } from '../lib/native/unix-socket.js';
 import { L2Switch, type SwitchPort } from '../virtio/devices/l2-switch.js';
 import { VhostUserSwitch } from '../virtio/devices/switch.js';
 import { FrontendGuest, type GuestQueue } from '../virtio/vhost-user/frontend-guest.js';

@@ -5,12 +5,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { readdirSync } from 'node:fs';
-import { addonAvailable, closeFd } from '../lib/native.js';
-import { FdServer, FdSocket } from '../lib/unix-socket.js';
-import { EventFd } from '../lib/eventfd.js';
-import { Region } from '../lib/region.js';
-import { createBlockRegion } from '../lib/shm-ring.js';
-import { RingKind } from '../lib/layout.js';
+import { addonAvailable, closeFd } from '../lib/native/native.js';
+import { FdServer, FdSocket } from '../lib/native/unix-socket.js';
+import { EventFd } from '../lib/native/eventfd.js';
+import { Region } from '../lib/native/region.js';
+import { createBlockRegion } from '../lib/process/shm-ring.js';
+import { RingKind } from '../lib/ring/layout.js';
 import { isRingwireError } from '../lib/errors.js';
 import { connect, listen, type ChannelServer, type Refusal } from '../lib/index.js';
 import {

@@ -3,7 +3,7 @@
 // abort, remote errors), graceful close that loses nothing, stats, and both polling modes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { addonAvailable } from '../lib/native.js';
+import { addonAvailable } from '../lib/native/native.js';
 import { isRingwireError } from '../lib/errors.js';
 import { connect, listen, type Channel, type ServerOptions, type ConnectOptions } from '../lib/index.js';
 import { Children, prng, requireOrSkip, testSeed, withTimeout } from './helpers.js';

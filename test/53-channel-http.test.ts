@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import http from 'node:http';
 import http2 from 'node:http2';
 import { createHash } from 'node:crypto';
-import { addonAvailable } from '../lib/native.js';
+import { addonAvailable } from '../lib/native/native.js';
 import { connect, createDuplex, listen, type Channel, type ChannelServer } from '../lib/index.js';
 import { prng, requireOrSkip, testSeed, withTimeout } from './helpers.js';
 

@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { addonAvailable } from '../lib/native.js';
+import { addonAvailable } from '../lib/native/native.js';
 import { isRingwireError } from '../lib/errors.js';
 import { connect, listen, type Channel } from '../lib/index.js';
 import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers.js';

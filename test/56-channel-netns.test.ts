@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { addonAvailable } from '../lib/native.js';
+import { addonAvailable } from '../lib/native/native.js';
 import { isRingwireError } from '../lib/errors.js';
 import { connect } from '../lib/index.js';
 import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers.js';

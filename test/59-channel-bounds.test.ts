@@ -5,12 +5,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
-import { addonAvailable, closeFd } from '../lib/native.js';
-import { FdServer, FdSocket } from '../lib/unix-socket.js';
-import { EventFd } from '../lib/eventfd.js';
+import { addonAvailable, closeFd } from '../lib/native/native.js';
+import { FdServer, FdSocket } from '../lib/native/unix-socket.js';
+import { EventFd } from '../lib/native/eventfd.js';
 import { DisconnectCode, DisconnectView, Frame, Msg, encodeAck, encodeAddRing, encodeConnected, encodeHello, encodeInit } from '../lib/channel/protocol.js';
-import { SpscConsumer } from '../lib/spsc.js';
-import { CW } from '../lib/layout.js';
+import { SpscConsumer } from '../lib/ring/spsc.js';
+import { CW } from '../lib/ring/layout.js';
 import { connect, listen, type Channel, type ServerOptions, type ConnectOptions, type Refusal } from '../lib/index.js';
 import { requireOrSkip, withTimeout } from './helpers.js';
 

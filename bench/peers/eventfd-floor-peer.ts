@@ -1,6 +1,6 @@
 /** The far side of `eventfd-floor`: sleeps on one eventfd and answers each wake-up on the other. */
 import { workerData } from 'node:worker_threads';
-import { EventFd } from '../../lib/eventfd.js';
+import { EventFd } from '../../lib/native/eventfd.js';
 import { pinCurrentThread } from '../pin.js';
 
 const { inbound, outbound, peerCore } = workerData as { inbound: number; outbound: number; peerCore?: number };

@@ -6,7 +6,7 @@
  * not the transport, is most of their round trip. Ping-pong only.
  */
 import type { Worker } from 'node:worker_threads';
-import { EventFd } from '../../lib/eventfd.js';
+import { EventFd } from '../../lib/native/eventfd.js';
 import type { Transport } from '../transport.js';
 import { startWorker } from './start-worker.js';
 

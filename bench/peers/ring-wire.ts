@@ -3,7 +3,7 @@
  * every ring transport shares: the far side's echo/sink loop and the near side's Peer. A transport
  * only decides where the rings live (threads, processes) and how each side is woken.
  */
-import type { RingConsumer, RingProducer } from '../../lib/ring-types.js';
+import type { RingConsumer, RingProducer } from '../../lib/ring/ring-types.js';
 import type { Peer, PingPongRun, StreamHandle } from '../transport.js';
 
 export const MSG_ECHO = 1;

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { connect, createDuplex, type Channel } from '../../lib/index.js';
 import { pinnedNode } from '../pin.js';
 import type { OpenContext, Peer, PingPongRun, StreamHandle, Transport } from '../transport.js';
-import { maxMessageSize } from '../../lib/layout.js';
+import { maxMessageSize } from '../../lib/ring/layout.js';
 
 const peerScript = fileURLToPath(new URL('./ringwire-channel-peer.js', import.meta.url));
 const RING_BYTES = 1 << 22;

@@ -1,6 +1,6 @@
 import type { Transport } from '../transport.js';
 import { openProcessRingPeer } from './ringwire-process.js';
-import { maxMessageSize } from '../../lib/layout.js';
+import { maxMessageSize } from '../../lib/ring/layout.js';
 
 export const ringwireProcessDoorbell: Transport = {
   name: 'ringwire-process-doorbell',

@@ -6,8 +6,8 @@
  * eventfd; doorbell: spin 0, so it parks on the eventfd every time the ring is empty.
  */
 import { readFileSync } from 'node:fs';
-import { attachSpscConsumer, attachSpscProducer, createSpscConsumerHalf, createSpscProducerHalf, FdInbox } from '../../lib/process-ring.js';
-import { FdSocket } from '../../lib/unix-socket.js';
+import { attachSpscConsumer, attachSpscProducer, createSpscConsumerHalf, createSpscProducerHalf, FdInbox } from '../../lib/process/process-ring.js';
+import { FdSocket } from '../../lib/native/unix-socket.js';
 import { serveRing, PRODUCER_SPIN } from './ring-wire.js';
 
 /** Same polls as ringwire-thread's echo side, so the two transports differ only in their distance. */

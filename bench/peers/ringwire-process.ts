@@ -1,7 +1,7 @@
 /**
  * `ringwire-process` and `ringwire-process-doorbell`: two SPSC rings in sealed memfds between the
  * harness and a child process (bench/peers/ringwire-process-peer.ts), set up over a SOCK_SEQPACKET
- * socket with lib/process-ring.ts, eventfds as doorbells. The harness side is ring-wire.ts's
+ * socket with lib/process/process-ring.ts, eventfds as doorbells. The harness side is ring-wire.ts's
  * ringPeer, as for ringwire-thread, so the transports differ only in where the far side runs and
  * how it waits: busy-polling, or parked on its eventfd whenever its inbound ring is empty.
  */
@@ -11,13 +11,13 @@ import { fileURLToPath } from 'node:url';
 import {
   attachSpscConsumer, attachSpscProducer, createSpscConsumerHalf, createSpscProducerHalf, FdInbox,
   type ProcessRing,
-} from '../../lib/process-ring.js';
-import type { SpscConsumer, SpscProducer } from '../../lib/spsc.js';
-import { FdServer, type FdSocket } from '../../lib/unix-socket.js';
+} from '../../lib/process/process-ring.js';
+import type { SpscConsumer, SpscProducer } from '../../lib/ring/spsc.js';
+import { FdServer, type FdSocket } from '../../lib/native/unix-socket.js';
 import { pinnedNode } from '../pin.js';
 import type { OpenContext, Peer, Transport } from '../transport.js';
 import { ringPeer, PRODUCER_SPIN } from './ring-wire.js';
-import { maxMessageSize } from '../../lib/layout.js';
+import { maxMessageSize } from '../../lib/ring/layout.js';
 
 const peerScript = fileURLToPath(new URL('./ringwire-process-peer.js', import.meta.url));
 /** The same ring size as ringwire-thread, so both carry the same message sizes. */

@@ -1,6 +1,6 @@
 /** The far side of `ringwire-thread`: a worker serving two SPSC rings. */
 import { workerData } from 'node:worker_threads';
-import { openConsumer, openProducer, type ThreadRingDescriptor } from '../../lib/thread-ring.js';
+import { openConsumer, openProducer, type ThreadRingDescriptor } from '../../lib/ring/thread-ring.js';
 import { pinCurrentThread } from '../pin.js';
 import { serveRing } from './ring-wire.js';
 

@@ -1,8 +1,8 @@
-import { createThreadRing, openConsumer, openProducer } from '../../lib/thread-ring.js';
+import { createThreadRing, openConsumer, openProducer } from '../../lib/ring/thread-ring.js';
 import type { Transport } from '../transport.js';
 import { ringPeer, PRODUCER_SPIN } from './ring-wire.js';
 import { startWorker } from './start-worker.js';
-import { maxMessageSize } from '../../lib/layout.js';
+import { maxMessageSize } from '../../lib/ring/layout.js';
 
 const RING_BYTES = 1 << 20;
 /**

@@ -19,7 +19,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { ringwireError, type RingwireError } from '../errors.js';
-import type { ConsumerStats, ProducerStats } from '../ring-types.js';
+import type { ConsumerStats, ProducerStats } from '../ring/ring-types.js';
 import { Inbox } from './inbox.js';
 import type { Link, PeerIdentity } from './link.js';
 import { Outbound } from './outbound.js';
@@ -28,35 +28,11 @@ import { Reader } from './reader.js';
 import { Kind, MAX_REQUEST_ID } from './records.js';
 import { Requests, type RequestOptions } from './requests.js';
 import { SendQueue } from './send-queue.js';
-import { Serving } from './serving.js';
+import { Serving, type Handler } from './serving.js';
 import { ChannelState } from './state.js';
+import type { ChannelOptions, SendOptions } from './options.js';
 
-export interface ChannelOptions {
-  /** 'doorbell' (default) sleeps on the eventfd; 'busy' polls the ring between event-loop turns. */
-  poll?: 'doorbell' | 'busy';
-  /**
-   * 'doorbell': ring polls after a drain before re-arming the doorbell (default 0: spinning there
-   * delays the callbacks the drain just resolved). 'busy': polls per event-loop turn (default 20000).
-   */
-  spin?: number;
-  /** Keep the channel writable after the peer ended (default false: end in reply, like net). */
-  allowHalfOpen?: boolean;
-  /**
-   * 'doorbell' mode: after sending a request, poll for its response this many microseconds before
-   * sleeping (hybrid polling: the peer still sleeps; this side burns at most this much CPU per
-   * request). Default 0.
-   */
-  responseSpinUs?: number;
-  /** Default timeout of request(); Infinity waits for ever. Default 30 s. */
-  requestTimeoutMs?: number;
-  /** How long close() waits for the peer's end before destroying. Default 5 s. */
-  closeTimeoutMs?: number;
-}
-
-export interface SendOptions {
-  signal?: AbortSignal;
-  timeoutMs?: number;
-}
+export type { ChannelOptions, SendOptions } from './options.js';
 
 export interface ChannelStats {
   sent: ProducerStats;
@@ -65,7 +41,7 @@ export interface ChannelStats {
 }
 
 /** Serves one request: return (or resolve) the response bytes; a throw is sent back as the request's rejection. */
-export type RequestHandler = (request: Buffer, channel: Channel) => Uint8Array | Promise<Uint8Array>;
+export type RequestHandler = Handler<Channel>;
 
 const DEFAULT_BUSY_SPIN = 20000;
 
@@ -94,7 +70,7 @@ export class Channel extends EventEmitter {
   #outbound: Outbound;
   #reader: Reader;
   #inbox: Inbox;
-  #serving: Serving;
+  #serving: Serving<Channel>;
   #pumpAbort = new AbortController();
   #closedPromise: Promise<RingwireError | undefined>;
   #resolveClosed!: (err: RingwireError | undefined) => void;
@@ -140,7 +116,7 @@ export class Channel extends EventEmitter {
       drained: finishIfDrained,
     });
     this.#inbox = new Inbox(this, this.#reader, state, finishIfDrained);
-    this.#serving = new Serving(this, state, {
+    this.#serving = new Serving<Channel>(this, state, {
       respond: (kind, id, data) => this.#outbound.respond(kind, id, data),
       throttle,
       settled: () => this.#maybeFinish(),

@@ -4,14 +4,14 @@
  * reason (ERR_POLICY for policy and secret, ERR_HANDSHAKE otherwise), never hangs.
  */
 import { ringwireError } from '../errors.js';
-import { FdSocket } from '../unix-socket.js';
+import { FdSocket } from '../native/unix-socket.js';
 import { parseAddress, socketAddress } from './address.js';
 import { Channel, type ChannelOptions } from './channel.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, sendDisconnect, type HandshakeError } from './handshake.js';
 import { clientHandshake } from './handshake-client.js';
 import { DEFAULT_MAX_RING_BYTES, secretBytes } from './handshake-server.js';
 import { DisconnectCode, MAX_HANDSHAKE_MESSAGE, NAME_BYTES } from './protocol.js';
-import { isPowerOfTwo } from '../layout.js';
+import { isPowerOfTwo } from '../ring/layout.js';
 import type { Link } from './link.js';
 import { connectInproc } from './inproc.js';
 import { connectTcp, type TlsClientOptions } from './tcp.js';

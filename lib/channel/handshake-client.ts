@@ -3,8 +3,8 @@
  * the highest common version and ring sizes within its limits, send Init, exchange and acknowledge
  * ring announcements, then Connect and wait for Connected.
  */
-import { MAX_CAPACITY, MIN_CAPACITY, isPowerOfTwo } from '../layout.js';
-import type { FdSocket, PeerCred } from '../unix-socket.js';
+import { MAX_CAPACITY, MIN_CAPACITY, isPowerOfTwo } from '../ring/layout.js';
+import type { FdSocket, PeerCred } from '../native/unix-socket.js';
 import {
   AckView, DisconnectCode, HELLO_FLAG_SECRET_REQUIRED, HelloView, Msg, PROTOCOL_VERSION,
   encodeConnect, encodeInit,

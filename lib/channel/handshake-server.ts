@@ -4,8 +4,8 @@
  * announcements cross, each acknowledged, and Connect/Connected opens the channel.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { isPowerOfTwo, MAX_CAPACITY, MIN_CAPACITY } from '../layout.js';
-import type { FdSocket, PeerCred } from '../unix-socket.js';
+import { isPowerOfTwo, MAX_CAPACITY, MIN_CAPACITY } from '../ring/layout.js';
+import type { FdSocket, PeerCred } from '../native/unix-socket.js';
 import { ringwireError } from '../errors.js';
 import {
   DisconnectCode, HELLO_FLAG_SECRET_REQUIRED, InitView, Msg, PROTOCOL_VERSION, SECRET_BYTES,

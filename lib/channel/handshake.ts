@@ -6,13 +6,13 @@
  */
 import { fstatSync } from 'node:fs';
 import { ringwireError, type ErrorCode, type RingwireError } from '../errors.js';
-import { EventFdDoorbell } from '../doorbell-eventfd.js';
-import { CONSUMER_BLOCK_SIZE, RingKind, producerBlockSize } from '../layout.js';
-import { Region } from '../region.js';
-import { createBlockRegion } from '../shm-ring.js';
-import { SpscConsumer, SpscProducer } from '../spsc.js';
-import { closeFd } from '../native.js';
-import type { FdSocket } from '../unix-socket.js';
+import { EventFdDoorbell } from '../native/doorbell-eventfd.js';
+import { CONSUMER_BLOCK_SIZE, RingKind, producerBlockSize } from '../ring/layout.js';
+import { Region } from '../native/region.js';
+import { createBlockRegion } from '../process/shm-ring.js';
+import { SpscConsumer, SpscProducer } from '../ring/spsc.js';
+import { closeFd } from '../native/native.js';
+import type { FdSocket } from '../native/unix-socket.js';
 import {
   AckView, AddRingView, BlockSide, Direction, DisconnectCode, DisconnectView, Frame, Msg,
   encodeAck, encodeAddRing, encodeDisconnect, msgName, type AddRing,

@@ -1,6 +1,6 @@
 /**
  * 'inproc://name': channels between worker threads of one process. Rings and doorbells live in
- * SharedArrayBuffers (lib/thread-ring.ts); the rendezvous is a BroadcastChannel named after the
+ * SharedArrayBuffers (lib/ring/thread-ring.ts); the rendezvous is a BroadcastChannel named after the
  * address, which every thread of the process can open.
  *
  * Rendezvous: the client creates both rings and a two-word "gone" buffer, posts
@@ -13,11 +13,11 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { ringwireError } from '../errors.js';
-import { createThreadRing, openConsumer, openProducer, type ThreadRingDescriptor } from '../thread-ring.js';
-import type { AcceptorHooks, Acceptor, ServerOptions } from './server.js';
+import { createThreadRing, openConsumer, openProducer, type ThreadRingDescriptor } from '../ring/thread-ring.js';
+import type { AcceptorHooks, Acceptor, ServerOptions } from './acceptor.js';
 import type { GoneReason, Link, LinkConsumer, LinkProducer, PeerIdentity } from './link.js';
 import { DEFAULT_MAX_RING_BYTES, checkLimits, secretBytes } from './handshake-server.js';
-import { PRODUCER_DATA, isPowerOfTwo } from '../layout.js';
+import { PRODUCER_DATA, isPowerOfTwo } from '../ring/layout.js';
 
 const PREFIX = 'ringwire:inproc:';
 const CLIENT_GONE = 0;

@@ -4,14 +4,14 @@
  * SharedArrayBuffers between threads (inproc.ts), and framed TCP/TLS (tcp.ts), whose ends imitate
  * the ring API over a socket.
  */
-import type { RingConsumer, RingProducer } from '../ring-types.js';
-import type { Doorbell } from '../doorbell.js';
-import type { FdSocket } from '../unix-socket.js';
+import type { RingConsumer, RingProducer } from '../ring/ring-types.js';
+import type { Doorbell } from '../ring/doorbell.js';
+import type { FdSocket } from '../native/unix-socket.js';
 import { DisconnectCode, DisconnectView, Frame, Msg } from './protocol.js';
 import { sendDisconnect } from './handshake.js';
-import { closeFd } from '../native.js';
-import type { EventFdDoorbell } from '../doorbell-eventfd.js';
-import { CONSUMER_BLOCK_SIZE, CW } from '../layout.js';
+import { closeFd } from '../native/native.js';
+import type { EventFdDoorbell } from '../native/doorbell-eventfd.js';
+import { CONSUMER_BLOCK_SIZE, CW } from '../ring/layout.js';
 
 export type LinkProducer = Pick<RingProducer, 'data' | 'maxMessageSize' | 'claim' | 'commit' | 'waitForSpace' | 'stats'>;
 export type LinkConsumer = Pick<RingConsumer, 'data' | 'offset' | 'length' | 'type' | 'read' | 'release' | 'available' | 'waitForData' | 'stats'>;

@@ -5,7 +5,7 @@
  * wait, so reading can stop when a peer sends requests but never reads the answers.
  */
 import { ringwireError, type RingwireError } from '../errors.js';
-import type { SendOptions } from './channel.js';
+import type { SendOptions } from './options.js';
 import type { LinkProducer } from './link.js';
 import { Kind, recordType } from './records.js';
 import type { SendQueue } from './send-queue.js';

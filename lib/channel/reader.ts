@@ -125,7 +125,7 @@ export class Reader {
         if (this.#state.closed || this.#halted()) return;
         for (let i = 0; i < this.#spin; i++) if (c.available()) break;
         // Publish the flag, then look once more: a commit that raced with us either shows up in
-        // this re-check or sees the flag and rings (the same pairing as lib/wait.ts).
+        // this re-check or sees the flag and rings (the same pairing as lib/ring/wait.ts).
         wake.setWaiting(true);
         if (!c.available()) return;
       }

@@ -6,57 +6,18 @@
  */
 import { EventEmitter } from 'node:events';
 import { ringwireError, type RingwireError } from '../errors.js';
-import { FdServer, type FdSocket } from '../unix-socket.js';
+import { FdServer, type FdSocket } from '../native/unix-socket.js';
 import { parseAddress, socketAddress } from './address.js';
-import { Channel, type ChannelOptions } from './channel.js';
+import { Channel } from './channel.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, sendDisconnect, type HandshakeError } from './handshake.js';
 import { DEFAULT_MAX_RING_BYTES, checkAllowPolicy, checkLimits, secretBytes, serverHandshake, type AllowPolicy, type PeerInfo } from './handshake-server.js';
 import { DisconnectCode, MAX_HANDSHAKE_MESSAGE } from './protocol.js';
 import type { Link } from './link.js';
 import { listenInproc } from './inproc.js';
-import { listenTcp, type TlsServerOptions } from './tcp.js';
+import { listenTcp } from './tcp.js';
+import type { Acceptor, AcceptorHooks, Refusal, ServerOptions } from './acceptor.js';
 
-export interface ServerOptions extends ChannelOptions {
-  /** Announced to clients in Hello. */
-  name?: string;
-  /** Clients must present this (1..64 bytes) in Init; compared in constant time. */
-  secret?: string | Uint8Array;
-  allow?: AllowPolicy;
-  /** chmod of the socket file (UNIX paths), applied before the first accept. */
-  mode?: number;
-  /** Ring sizes a client may ask for (powers of two); default 4 KiB .. 4 MiB. */
-  minRingBytes?: number;
-  maxRingBytes?: number;
-  /** Each handshake step must arrive within this; default 5 s. */
-  handshakeTimeoutMs?: number;
-  /** Connections (open and handshaking) beyond this are refused with a reason; default 1024. */
-  maxConnections?: number;
-  /** tcp:// only: serve TLS with these (key and cert required). */
-  tls?: TlsServerOptions;
-}
-
-/** What 'refused' reports: who (when known) and why. */
-export interface Refusal {
-  peer: Partial<PeerInfo>;
-  reason: string;
-  error: RingwireError;
-}
-
-/** What each transport's listener provides to the server. */
-export interface Acceptor {
-  /** The bound address, resolved (a tcp port 0 becomes the real port). */
-  readonly address: string;
-  close(): void;
-}
-
-export interface AcceptorHooks {
-  /** True when one more connection may start its handshake. */
-  admit(): boolean;
-  /** A handshake started (counts toward maxConnections until done() is called). */
-  started(): () => void;
-  link(link: Link): void;
-  refused(r: Refusal): void;
-}
+export type { Acceptor, AcceptorHooks, Refusal, ServerOptions } from './acceptor.js';
 
 export interface ChannelServer {
   on(event: 'connection', listener: (channel: Channel) => void): this;

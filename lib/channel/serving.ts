@@ -4,7 +4,6 @@
  * count and bytes, so a peer cannot park ring-sized copies here.
  */
 import { ringwireError } from '../errors.js';
-import type { Channel, RequestHandler } from './channel.js';
 import { Kind } from './records.js';
 import type { ChannelState } from './state.js';
 
@@ -30,18 +29,22 @@ export interface ServingHooks {
   settled(): void;
 }
 
-export class Serving {
-  #channel: Channel;
+/** Serves one request for the channel `C` it is handed; a throw becomes the request's rejection. */
+export type Handler<C> = (request: Buffer, channel: C) => Uint8Array | Promise<Uint8Array>;
+
+/** `C` is the channel type handlers receive (the Channel class; generic so this module need not import it). */
+export class Serving<C> {
+  #channel: C;
   #state: Readonly<ChannelState>;
   #hooks: ServingHooks;
-  #handler: RequestHandler | undefined;
+  #handler: Handler<C> | undefined;
   #inFlightHandlers = 0;
   #served = 0;
   #unhandled: Array<[number, Buffer]> = [];
   #unhandledBytes = 0;
 
   /** `channel` is what handlers receive as their second argument. */
-  constructor(channel: Channel, state: Readonly<ChannelState>, hooks: ServingHooks) {
+  constructor(channel: C, state: Readonly<ChannelState>, hooks: ServingHooks) {
     this.#channel = channel;
     this.#state = state;
     this.#hooks = hooks;
@@ -62,7 +65,7 @@ export class Serving {
     return this.#inFlightHandlers > 0 || (this.#handler !== undefined && this.#unhandled.length > 0);
   }
 
-  setHandler(fn: RequestHandler | null): void {
+  setHandler(fn: Handler<C> | null): void {
     if (fn !== null && typeof fn !== 'function') throw ringwireError('ERR_INVALID_ARG', 'handler must be a function or null');
     this.#handler = fn ?? undefined;
     this.#startHeld();
@@ -94,7 +97,7 @@ export class Serving {
     this.#hooks.throttle();
   }
 
-  #run(handler: RequestHandler, id: number, request: Buffer): void {
+  #run(handler: Handler<C>, id: number, request: Buffer): void {
     this.#served++;
     let result: Uint8Array | Promise<Uint8Array>;
     try {

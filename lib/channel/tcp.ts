@@ -13,20 +13,20 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { timingSafeEqual } from 'node:crypto';
 import { ringwireError } from '../errors.js';
-import type { ConsumerStats, ProducerStats } from '../ring-types.js';
-import type { WaitOptions } from '../wait.js';
-import { isPowerOfTwo, maxMessageSize } from '../layout.js';
+import type { ConsumerStats, ProducerStats } from '../ring/ring-types.js';
+import type { WaitOptions } from '../ring/wait.js';
+import { isPowerOfTwo, maxMessageSize } from '../ring/layout.js';
 import {
   DisconnectCode, DisconnectView, Frame, HelloView, InitView, Msg, PROTOCOL_VERSION,
   encodeConnected, encodeDisconnect, encodeHello, encodeInit, msgName,
 } from './protocol.js';
 import type { GoneReason, Link, LinkConsumer, LinkProducer, PeerIdentity } from './link.js';
-import type { Acceptor, AcceptorHooks, ServerOptions } from './server.js';
+import type { Acceptor, AcceptorHooks, ServerOptions } from './acceptor.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, handshakeError, peerRefusal, type HandshakeError } from './handshake.js';
 import { DEFAULT_MAX_RING_BYTES, checkLimits, secretBytes } from './handshake-server.js';
 import { chooseRingBytes } from './handshake-client.js';
 
-export type TlsServerOptions = tls.TlsOptions;
+export type { TlsServerOptions } from './acceptor.js';
 export type TlsClientOptions = tls.ConnectionOptions;
 
 const FRAME_HEADER = 8;

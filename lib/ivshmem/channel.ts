@@ -12,10 +12,10 @@
  * throws ERR_RING_CORRUPT from then on (onBroken is told once); close(reason) makes every call and
  * pending wait fail with that reason (ERR_PEER_GONE when the peer left).
  */
-import type { Doorbell } from '../doorbell.js';
+import type { Doorbell } from '../ring/doorbell.js';
 import { ringwireError, isRingwireError, type RingwireError } from '../errors.js';
-import { SpscConsumer, SpscProducer } from '../spsc.js';
-import type { WaitOptions } from '../wait.js';
+import { SpscConsumer, SpscProducer } from '../ring/spsc.js';
+import type { WaitOptions } from '../ring/wait.js';
 import { channelMemory, readSlot, type IvshmemGeometry } from './layout.js';
 
 export const DATA_VECTOR = 0;

@@ -10,10 +10,10 @@
  */
 import { EventEmitter } from 'node:events';
 import { ringwireError, isRingwireError, type RingwireError } from '../errors.js';
-import { EventFd } from '../eventfd.js';
-import { native } from '../native.js';
-import { Region } from '../region.js';
-import { FdSocket } from '../unix-socket.js';
+import { EventFd } from '../native/eventfd.js';
+import { native } from '../native/native.js';
+import { Region } from '../native/region.js';
+import { FdSocket } from '../native/unix-socket.js';
 import { IVSHMEM_MAX_ID, IVSHMEM_PROTOCOL_VERSION, IVSHMEM_SHM_MESSAGE, MessageReader, type IvshmemMessage } from './protocol.js';
 
 export interface IvshmemClientOptions {

@@ -9,7 +9,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ringwireError } from '../errors.js';
-import { Region } from '../region.js';
+import { Region } from '../native/region.js';
 import { IvshmemChannel } from './channel.js';
 import { readLayout, readSlot, type IvshmemGeometry } from './layout.js';
 import { IVSHMEM_BAR0_SIZE, IVSHMEM_DEVICE_ID, IVSHMEM_VENDOR_ID, IvshmemRegister, doorbellValue } from './protocol.js';

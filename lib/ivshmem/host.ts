@@ -8,7 +8,7 @@
  * Concurrency contract: single-threaded, on the event loop of the thread that called listen().
  */
 import { EventEmitter } from 'node:events';
-import { EventFdDoorbell } from '../doorbell-eventfd.js';
+import { EventFdDoorbell } from '../native/doorbell-eventfd.js';
 import { ringwireError, type RingwireError } from '../errors.js';
 import { DATA_VECTOR, IvshmemChannel, SPACE_VECTOR } from './channel.js';
 import { initChannelsOf, planLayout, publishSlot, writeLayout, type IvshmemGeometry } from './layout.js';

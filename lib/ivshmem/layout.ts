@@ -16,8 +16,8 @@
 import { ringwireError } from '../errors.js';
 import {
   CACHE_LINE, CONSUMER_BLOCK_SIZE, MAX_CAPACITY, MIN_CAPACITY, RingKind, isPowerOfTwo, producerBlockSize, type Field,
-} from '../layout.js';
-import { initConsumerBlock, initProducerBlock, type RingMemory } from '../ring-memory.js';
+} from '../ring/layout.js';
+import { initConsumerBlock, initProducerBlock, type RingMemory } from '../ring/ring-memory.js';
 
 /** 'RWIV' little-endian. */
 export const IVSHMEM_LAYOUT_MAGIC = 0x56495752;

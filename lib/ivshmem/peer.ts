@@ -5,7 +5,7 @@
  *
  * Concurrency contract: single-threaded, on the event loop of the thread that called connect().
  */
-import { EventFdDoorbell } from '../doorbell-eventfd.js';
+import { EventFdDoorbell } from '../native/doorbell-eventfd.js';
 import { IvshmemChannel, DATA_VECTOR, SPACE_VECTOR } from './channel.js';
 import { IvshmemClient, type IvshmemClientOptions } from './client.js';
 import { readLayout, type IvshmemGeometry } from './layout.js';

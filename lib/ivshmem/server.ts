@@ -16,11 +16,11 @@
  */
 import { EventEmitter } from 'node:events';
 import { ringwireError, isRingwireError, type RingwireError } from '../errors.js';
-import { EventFd } from '../eventfd.js';
-import { isPowerOfTwo } from '../layout.js';
-import { native } from '../native.js';
-import { Region } from '../region.js';
-import { FdServer, type FdSocket } from '../unix-socket.js';
+import { EventFd } from '../native/eventfd.js';
+import { isPowerOfTwo } from '../ring/layout.js';
+import { native } from '../native/native.js';
+import { Region } from '../native/region.js';
+import { FdServer, type FdSocket } from '../native/unix-socket.js';
 import { IVSHMEM_MAX_ID, IVSHMEM_PROTOCOL_VERSION, IVSHMEM_SHM_MESSAGE, encodeMessage } from './protocol.js';
 
 export const HOST_PEER_ID = 0;

@@ -6,8 +6,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { isRingwireError } from '../../lib/errors.js';
-import type { MpscProducer } from '../../lib/mpsc.js';
-import { openProducer, type ThreadRingDescriptor } from '../../lib/thread-ring.js';
+import type { MpscProducer } from '../../lib/ring/mpsc.js';
+import { openProducer, type ThreadRingDescriptor } from '../../lib/ring/thread-ring.js';
 
 export interface SkipJob {
   desc: ThreadRingDescriptor;

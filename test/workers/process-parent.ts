@@ -5,10 +5,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FdInbox } from '../../lib/process-ring.js';
-import { FdServer, type FdSocket } from '../../lib/unix-socket.js';
+import { FdInbox } from '../../lib/process/process-ring.js';
+import { FdServer, type FdSocket } from '../../lib/native/unix-socket.js';
 import { withTimeout, type Children } from '../helpers.js';
-import type { RingProducer } from '../../lib/ring-types.js';
+import type { RingProducer } from '../../lib/ring/ring-types.js';
 import type { ChildParams, ChildRole } from './process-ring-child.js';
 import { messageLength, writeMessage } from './ring-worker.js';
 

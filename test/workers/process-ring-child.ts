@@ -1,18 +1,18 @@
 /**
  * Child process side of the cross-process ring tests (test/30-*.test.ts .. test/34-*.test.ts).
  * Usage: process-ring-child.js <socket path> <role> <params JSON>. The child connects, exchanges
- * fds with the parent through lib/process-ring.ts, plays its role and reports one JSON message.
+ * fds with the parent through lib/process/process-ring.ts, plays its role and reports one JSON message.
  * Messages come from ring-worker.ts's generator, so the parent checks every byte.
  */
 import {
   attachMpscProducer, attachSpscConsumer, attachSpscProducer, createMpscProducerHalf, createSpscConsumerHalf,
   createSpscProducerHalf, FdInbox,
-} from '../../lib/process-ring.js';
+} from '../../lib/process/process-ring.js';
 import { isRingwireError } from '../../lib/errors.js';
-import { Region, truncateFd } from '../../lib/region.js';
-import { mapPeerBlock } from '../../lib/shm-ring.js';
-import { FdSocket } from '../../lib/unix-socket.js';
-import type { RingProducer } from '../../lib/ring-types.js';
+import { Region, truncateFd } from '../../lib/native/region.js';
+import { mapPeerBlock } from '../../lib/process/shm-ring.js';
+import { FdSocket } from '../../lib/native/unix-socket.js';
+import type { RingProducer } from '../../lib/ring/ring-types.js';
 import { messageLength, SequenceChecker, writeMessage } from './ring-worker.js';
 
 export type ChildRole = 'spsc-producer' | 'spsc-consumer' | 'mpsc-producer' | 'fault-writer' | 'sealed-tamper';

@@ -3,8 +3,8 @@
  * consumer can verify every byte without shared state: see expectedMessage().
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { openConsumer, openProducer, type ThreadRingDescriptor } from '../../lib/thread-ring.js';
-import type { MpscProducer } from '../../lib/mpsc.js';
+import { openConsumer, openProducer, type ThreadRingDescriptor } from '../../lib/ring/thread-ring.js';
+import type { MpscProducer } from '../../lib/ring/mpsc.js';
 
 export interface WorkerJob {
   role: 'producer' | 'consumer' | 'stuck-producer';

@@ -2,7 +2,7 @@
  * Creating ring blocks is separate from attaching to them: the owner of a block creates and
  * initialises it; the peer attaches and validates everything it reads (design rule 2), once.
  */
-import { ringwireError } from './errors.js';
+import { ringwireError } from '../errors.js';
 import {
   CACHE_LINE, CONSUMER_BLOCK_SIZE, CONSUMER_MAGIC, CW, LAYOUT_VERSION, MIN_CAPACITY, maxCapacity,
   PRODUCER_DATA, PRODUCER_MAGIC, PW, RingKind, isPowerOfTwo, producerBlockSize,

@@ -10,11 +10,11 @@
  *
  * Doorbells are eventfds: the side that sleeps creates its bell and passes it to the side that rings.
  */
-import { isRingwireError, ringwireError } from './errors.js';
-import { CONSUMER_BLOCK_SIZE, RingKind, producerBlockSize } from './layout.js';
-import { initConsumerBlock, initProducerBlock } from './ring-memory.js';
-import { native } from './native.js';
-import { Region } from './region.js';
+import { isRingwireError, ringwireError } from '../errors.js';
+import { CONSUMER_BLOCK_SIZE, RingKind, producerBlockSize } from '../ring/layout.js';
+import { initConsumerBlock, initProducerBlock } from '../ring/ring-memory.js';
+import { native } from '../native/native.js';
+import { Region } from '../native/region.js';
 
 export type BlockSide = 'producer' | 'consumer';
 

@@ -9,7 +9,7 @@ import { allocateRing } from './ring-memory.js';
 import { MpscConsumer, MpscProducer, type MpscConsumerOptions } from './mpsc.js';
 import { SpscConsumer, SpscProducer } from './spsc.js';
 import type { RingOptions } from './ring-types.js';
-import { ringwireError } from './errors.js';
+import { ringwireError } from '../errors.js';
 
 export type RingKindName = 'spsc' | 'mpsc';
 

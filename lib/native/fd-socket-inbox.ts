@@ -2,7 +2,7 @@
  * The receive side of one FdSocket: one recvmsg into buffers sized by the socket's options, turned
  * into a message with its fds, "nothing waiting", or the end of the connection.
  */
-import { ringwireError, type RingwireError } from './errors.js';
+import { ringwireError, type RingwireError } from '../errors.js';
 import { native, nativeError } from './native.js';
 import { closeAll, EAGAIN, ECONNRESET } from './unix-socket-sys.js';
 

@@ -22,17 +22,17 @@
  *
  * Concurrency contract: every object here belongs to the thread that created it.
  */
-import type { Doorbell } from './doorbell.js';
-import { EventFdDoorbell } from './doorbell-eventfd.js';
-import { isRingwireError, ringwireError } from './errors.js';
-import { RingKind } from './layout.js';
-import { MpscConsumer, MpscProducer, type MpscConsumerOptions } from './mpsc.js';
-import { native } from './native.js';
-import type { Region } from './region.js';
-import type { RingOptions } from './ring-types.js';
+import type { Doorbell } from '../ring/doorbell.js';
+import { EventFdDoorbell } from '../native/doorbell-eventfd.js';
+import { isRingwireError, ringwireError } from '../errors.js';
+import { RingKind } from '../ring/layout.js';
+import { MpscConsumer, MpscProducer, type MpscConsumerOptions } from '../ring/mpsc.js';
+import { native } from '../native/native.js';
+import type { Region } from '../native/region.js';
+import type { RingOptions } from '../ring/ring-types.js';
 import { createBlockRegion, mapPeerBlock } from './shm-ring.js';
-import { SpscConsumer, SpscProducer } from './spsc.js';
-import type { FdSocket } from './unix-socket.js';
+import { SpscConsumer, SpscProducer } from '../ring/spsc.js';
+import type { FdSocket } from '../native/unix-socket.js';
 
 /** Options for the ring an attach function builds; the bells come from the halves. */
 export type ProcessRingOptions = Omit<RingOptions, 'dataBell' | 'spaceBell'>;

@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorName } from 'node:util';
-import { ringwireError, type RingwireError } from './errors.js';
+import { ringwireError, type RingwireError } from '../errors.js';
 
 /** The poller the addon exposes: one uv_poll_t on one fd. Results are 0 or -errno. */
 export interface NativePoller {
@@ -53,8 +53,8 @@ export interface NativeAddon {
 export const POLLIN = 0x1;
 export const POLLOUT = 0x4;
 
-/** Path of the addon: the package root is two levels above dist/lib/native.js. */
-export const addonPath = fileURLToPath(new URL('../../build/Release/ringwire.node', import.meta.url));
+/** Path of the addon: the package root is three levels above dist/lib/native/native.js. */
+export const addonPath = fileURLToPath(new URL('../../../build/Release/ringwire.node', import.meta.url));
 
 let loaded: NativeAddon | undefined;
 let loadError: unknown;

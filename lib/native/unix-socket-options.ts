@@ -2,7 +2,7 @@
  * What FdSocket and FdServer accept before any system call: the address (a path or '@abstract'
  * name) and the options, validated with a typed error that names the bad value.
  */
-import { ringwireError } from './errors.js';
+import { ringwireError } from '../errors.js';
 
 export type SocketType = 'seqpacket' | 'stream';
 

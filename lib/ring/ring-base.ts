@@ -3,7 +3,7 @@
  * the waits, the doorbell decisions and the counters. Subclasses supply claim/commit and
  * read/release, which is where the two kinds differ.
  */
-import { ringwireError } from './errors.js';
+import { ringwireError } from '../errors.js';
 import { CW, MAX_USER_TYPE, PW, maxMessageSize } from './layout.js';
 import type { AttachedConsumerBlock, AttachedProducerBlock } from './ring-memory.js';
 import type { ConsumerStats, ProducerStats, RecordCallback, RingConsumer, RingOptions, RingProducer } from './ring-types.js';

@@ -4,7 +4,7 @@
  * recvmsg results into messages. The contracts are in unix-socket.ts.
  */
 import { EventEmitter } from 'node:events';
-import { ringwireError, type RingwireError } from './errors.js';
+import { ringwireError, type RingwireError } from '../errors.js';
 import { assertFd, check, native, nativeError, type NativePoller } from './native.js';
 import { Inbox } from './fd-socket-inbox.js';
 import { Outbox } from './fd-socket-outbox.js';

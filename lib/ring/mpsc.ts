@@ -24,7 +24,7 @@
  * writes after the skip may land in space that another producer has reserved since. Choose the
  * timeout well above any pause a live producer can take between claim() and commit().
  */
-import { ringwireError } from './errors.js';
+import { ringwireError } from '../errors.js';
 import {
   CW, MPSC_STATE_COMMITTED, MPSC_STATE_TAG_SHIFT, MPSC_STATE_VALUE_MASK, PW, RECORD_HEADER, RingKind,
   TYPE_PADDING, MAX_USER_TYPE, recordBytes,

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
-import { ringwireError, type RingwireError } from './errors.js';
+import { ringwireError, type RingwireError } from '../errors.js';
 import { check, native, nativeError, type NativePoller } from './native.js';
 import { FdSocket, wrapAccepted } from './fd-socket.js';
 import { encodeAddress, listenOptions, type FdSocketOptions, type ListenOptions, type SocketType } from './unix-socket-options.js';

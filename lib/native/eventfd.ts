@@ -9,7 +9,7 @@
  * clear O_NONBLOCK on the description we share; signal() and drain() never block regardless.
  */
 import { readlinkSync } from 'node:fs';
-import { ringwireError } from './errors.js';
+import { ringwireError } from '../errors.js';
 import { assertFd, check, native, POLLIN, type NativePoller } from './native.js';
 
 const EAGAIN = 11;

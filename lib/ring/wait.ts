@@ -3,7 +3,7 @@
  * spin briefly, then publish a waiting flag, re-check, and park on the doorbell (design rule 4).
  */
 import type { Doorbell } from './doorbell.js';
-import { ringwireError } from './errors.js';
+import { ringwireError } from '../errors.js';
 
 export interface WaitOptions {
   /** Polls before parking. Spinning burns a core but answers in well under a microsecond. */

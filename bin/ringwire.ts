@@ -3,8 +3,8 @@
  * `ringwire <command> [options]`: one entry per command, each a module that takes its own argv and
  * resolves with an exit code. Add a command with one line in `commands`.
  */
-import { isRingwireError } from './errors.js';
-import { ivshmemServerCommand } from './ivshmem/cli.js';
+import { isRingwireError } from '../lib/errors.js';
+import { ivshmemServerCommand } from '../lib/ivshmem/cli.js';
 import { vhostUserRngCommand, vhostUserSwitchCommand } from '../virtio/devices/cli.js';
 
 type Command = { run(argv: string[]): Promise<number>; summary: string };

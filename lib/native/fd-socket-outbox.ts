@@ -2,7 +2,7 @@
  * The send side of one FdSocket: a message goes out in one sendmsg while nothing is queued, and
  * otherwise waits in order, with duplicates of its fds, until the socket is writable again.
  */
-import { ringwireError, type RingwireError } from './errors.js';
+import { ringwireError, type RingwireError } from '../errors.js';
 import { check, native, nativeError } from './native.js';
 import { closeAll, EAGAIN, ECONNRESET, EPIPE } from './unix-socket-sys.js';
 

@@ -7,8 +7,8 @@
  * from the thread that owns this object; several wait() calls may be pending at once and one ring
  * wakes them all.
  */
-import type { Doorbell } from './doorbell.js';
-import { ringwireError } from './errors.js';
+import type { Doorbell } from '../ring/doorbell.js';
+import { ringwireError } from '../errors.js';
 import { EventFd, pollTimeout } from './eventfd.js';
 
 interface Waiter {

@@ -14,7 +14,7 @@
  * shrunk by someone else would still fault, which is why creators seal (shrink at least) and why
  * a receiver maps a peer's fd with fromFd's requireSeals, which checks before mapping.
  */
-import { ringwireError } from './errors.js';
+import { ringwireError } from '../errors.js';
 import { assertFd, check, native } from './native.js';
 
 export interface SealSet {

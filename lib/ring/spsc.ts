@@ -12,7 +12,7 @@
  * cache lines it occupies and nothing more. Every value read from the peer's block is validated
  * before use; a broken invariant throws ERR_RING_CORRUPT and poisons the ring.
  */
-import { ringwireError } from './errors.js';
+import { ringwireError } from '../errors.js';
 import { CW, PW, RECORD_HEADER, RingKind, SPSC_PRESENT, SPSC_SLACK, TYPE_PADDING, MAX_USER_TYPE, recordBytes } from './layout.js';
 import { attachConsumerBlock, attachProducerBlock, type RingMemory } from './ring-memory.js';
 import type { RingOptions } from './ring-types.js';

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { createThreadRing, openConsumer, openProducer } from '../lib/ring/thread-ring.js';
 import { SpscConsumer, SpscProducer } from '../lib/ring/spsc.js';
 import { isRingwireError } from '../lib/errors.js';
-import { prng, testSeed } from './helpers.js';
+import { prng, testSeed } from './helpers/index.js';
 
 const seed = testSeed();
 

@@ -6,7 +6,7 @@ import { CW, MPSC_STATE_COMMITTED, PRODUCER_DATA, PW } from '../lib/ring/layout.
 import { allocateRing } from '../lib/ring/ring-memory.js';
 import { RingKind } from '../lib/ring/layout.js';
 import { isRingwireError } from '../lib/errors.js';
-import { prng, testSeed } from './helpers.js';
+import { prng, testSeed } from './helpers/index.js';
 
 const seed = testSeed();
 

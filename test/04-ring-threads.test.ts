@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Worker } from 'node:worker_threads';
 import { createThreadRing, openConsumer, type ThreadRingDescriptor } from '../lib/ring/thread-ring.js';
-import { type Children, scratch } from './helpers.js';
+import { type Children, scratch } from './helpers/index.js';
 import { checkMessage, type WorkerJob } from './workers/ring-worker.js';
 
 const workerFile = new URL('./workers/ring-worker.js', import.meta.url);

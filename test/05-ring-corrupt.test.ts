@@ -4,7 +4,7 @@ import { createThreadRing, openConsumer, openProducer, type ThreadRingDescriptor
 import { isRingwireError } from '../lib/errors.js';
 import { CW, PRODUCER_DATA, PW, SPSC_PRESENT, SPSC_SLACK, TYPE_PADDING } from '../lib/ring/layout.js';
 import type { RingConsumer, RingProducer } from '../lib/ring/ring-types.js';
-import { prng, testSeed } from './helpers.js';
+import { prng, testSeed } from './helpers/index.js';
 
 const seed = testSeed();
 

@@ -7,7 +7,7 @@ import { RingKind } from '../lib/ring/layout.js';
 import { SpscConsumer, SpscProducer } from '../lib/ring/spsc.js';
 import type { Doorbell } from '../lib/ring/doorbell.js';
 import { isRingwireError } from '../lib/errors.js';
-import { scratch } from './helpers.js';
+import { scratch } from './helpers/index.js';
 
 /** A bell that counts rings and wakes a pending wait at once. */
 class CountingBell implements Doorbell {

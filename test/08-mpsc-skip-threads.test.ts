@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import type { MpscConsumer } from '../lib/ring/mpsc.js';
 import { recordBytes } from '../lib/ring/layout.js';
 import { createThreadRing, openConsumer } from '../lib/ring/thread-ring.js';
-import { type Children, scratch, testSeed } from './helpers.js';
+import { type Children, scratch, testSeed } from './helpers/index.js';
 import { skipMessageLength, type SkipJob, type SkipReport } from './workers/mpsc-skip-producer.js';
 
 const workerFile = new URL('./workers/mpsc-skip-producer.js', import.meta.url);

@@ -10,7 +10,7 @@ import { AtomicsDoorbell } from '../lib/ring/doorbell.js';
 import { CW, PRODUCER_DATA, PW, SPSC_PRESENT, SPSC_SLACK, recordBytes } from '../lib/ring/layout.js';
 import { isRingwireError } from '../lib/errors.js';
 import type { RingMemory } from '../lib/ring/ring-memory.js';
-import { prng, scratch, testSeed } from './helpers.js';
+import { prng, scratch, testSeed } from './helpers/index.js';
 
 const seed = testSeed();
 
@@ -323,7 +323,7 @@ test('threads: batched commits and held in-place reads, both sides parking (spin
       });`;
     const w = new Worker(src, {
       eval: true,
-      workerData: { d, n, seed, ring: new URL('../lib/ring/thread-ring.js', import.meta.url).href, helpers: new URL('./helpers.js', import.meta.url).href },
+      workerData: { d, n, seed, ring: new URL('../lib/ring/thread-ring.js', import.meta.url).href, helpers: new URL('./helpers/index.js', import.meta.url).href },
     });
     children.onCleanup(() => w.terminate());
     const done = new Promise<{ fullWaits: number }>((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });

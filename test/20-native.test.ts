@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { isRingwireError } from '../lib/errors.js';
 import { addonAvailable, addonPath, closeFd, native, type NativeAddon } from '../lib/native/native.js';
 import { EventFd } from '../lib/native/eventfd.js';
-import { makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
+import { makeTempDir, requireOrSkip, withTimeout } from './helpers/index.js';
 import { witnessIsOpen } from './20-libc-witness.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());

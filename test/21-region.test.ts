@@ -9,7 +9,7 @@ import { isRingwireError, type ErrorCode } from '../lib/errors.js';
 import { addonAvailable, native } from '../lib/native/native.js';
 import { Region, truncateFd } from '../lib/native/region.js';
 import { EventFd } from '../lib/native/eventfd.js';
-import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
+import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers/index.js';
 import { SEAL, witnessCloexec, witnessIsOpen, witnessSeals, witnessSize } from './20-libc-witness.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());

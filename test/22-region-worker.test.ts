@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { Worker } from 'node:worker_threads';
 import { addonAvailable } from '../lib/native/native.js';
 import { Region } from '../lib/native/region.js';
-import { requireOrSkip, withTimeout } from './helpers.js';
+import { requireOrSkip, withTimeout } from './helpers/index.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());
 

@@ -11,7 +11,7 @@ import { addonAvailable, native } from '../lib/native/native.js';
 import { EventFd } from '../lib/native/eventfd.js';
 import { EventFdDoorbell } from '../lib/native/doorbell-eventfd.js';
 import { Region } from '../lib/native/region.js';
-import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
+import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers/index.js';
 import { witnessCloexec, witnessIsOpen, witnessNonblocking } from './20-libc-witness.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());

@@ -10,7 +10,7 @@ import { addonAvailable, closeFd, native, type NativePoller } from '../lib/nativ
 import { EventFd } from '../lib/native/eventfd.js';
 import { Region } from '../lib/native/region.js';
 import { encodeAddress, FdServer, FdSocket, MAX_FDS, type SocketType } from '../lib/native/unix-socket.js';
-import { makeTempDir, prng, requireOrSkip, testSeed, withTimeout } from './helpers.js';
+import { makeTempDir, prng, requireOrSkip, testSeed, withTimeout } from './helpers/index.js';
 import { witnessCloexec } from './20-libc-witness.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());

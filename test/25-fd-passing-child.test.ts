@@ -10,7 +10,7 @@ import { addonAvailable } from '../lib/native/native.js';
 import { EventFd } from '../lib/native/eventfd.js';
 import { Region } from '../lib/native/region.js';
 import { FdServer, FdSocket, type SocketType } from '../lib/native/unix-socket.js';
-import { Children, makeTempDir, prng, requireOrSkip, testSeed, withTimeout } from './helpers.js';
+import { Children, makeTempDir, prng, requireOrSkip, testSeed, withTimeout } from './helpers/index.js';
 import { witnessCloexec, witnessPid } from './20-libc-witness.js';
 
 const REGION_SIZE = 1 << 16;

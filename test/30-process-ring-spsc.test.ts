@@ -6,8 +6,8 @@ import * as assert from 'uvu/assert';
 import { addonAvailable } from '../lib/native/native.js';
 import { attachSpscConsumer, attachSpscProducer, createSpscConsumerHalf, createSpscProducerHalf } from '../lib/process/process-ring.js';
 import type { ConsumerStats, ProducerStats } from '../lib/ring/ring-types.js';
-import { requireOrSkip, scratch } from './helpers.js';
-import { CHILD_WAIT_MS, produceSequence, report, startChild } from './workers/process-parent.js';
+import { requireOrSkip, scratch } from './helpers/index.js';
+import { CHILD_WAIT_MS, produceSequence, report, startRingPeer } from './helpers/ring-child.js';
 import { SequenceChecker } from './workers/ring-worker.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());
@@ -18,10 +18,8 @@ test('SPSC child -> parent: 1 M messages to a consumer that sleeps on an eventfd
     const half = createSpscConsumerHalf(1 << 14, 'parent-consumer');
     defer(() => half.close());
     const count = 1_000_000;
-    const child = await startChild(children, dir, 'producer', 'spsc-producer', { count, capacity: 1 << 14 });
-    child.sock.send(Buffer.from('half'), [...half.fds]);
-    const peer = await child.inbox.next(CHILD_WAIT_MS);
-    const { ring, close } = attachSpscConsumer(half, peer.fds, { spin: 16 });
+    const { child, peerFds } = await startRingPeer(children, dir, 'spsc-producer', { count, capacity: 1 << 14 }, half.fds);
+    const { ring, close } = attachSpscConsumer(half, peerFds, { spin: 16 });
     children.onCleanup(close);
     const check = new SequenceChecker(1);
     while (check.total < count) {
@@ -47,10 +45,8 @@ test('SPSC parent -> child: the producer here parks on the child\'s space bell w
     const half = createSpscProducerHalf(1 << 12, 'parent-producer');
     defer(() => half.close());
     const count = 200_000;
-    const child = await startChild(children, dir, 'consumer', 'spsc-consumer', { count, capacity: 1 << 12 });
-    child.sock.send(Buffer.from('half'), [...half.fds]);
-    const peer = await child.inbox.next(CHILD_WAIT_MS);
-    const { ring, close } = attachSpscProducer(half, peer.fds, { spin: 0 });
+    const { child, peerFds } = await startRingPeer(children, dir, 'spsc-consumer', { count, capacity: 1 << 12 }, half.fds);
+    const { ring, close } = attachSpscProducer(half, peerFds, { spin: 0 });
     children.onCleanup(close);
     const checksum = await produceSequence(ring, count);
     const done = await report<{ checksum: number; next: number[]; stats: ConsumerStats }>(child);

@@ -6,8 +6,8 @@ import * as assert from 'uvu/assert';
 import { addonAvailable } from '../lib/native/native.js';
 import { attachMpscConsumer, createMpscConsumerHalf } from '../lib/process/process-ring.js';
 import type { ProducerStats } from '../lib/ring/ring-types.js';
-import { requireOrSkip, scratch } from './helpers.js';
-import { CHILD_WAIT_MS, joinProducer, report, startChild } from './workers/process-parent.js';
+import { requireOrSkip, scratch } from './helpers/index.js';
+import { CHILD_WAIT_MS, joinProducer, report, startChild } from './helpers/ring-child.js';
 import { SequenceChecker } from './workers/ring-worker.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());

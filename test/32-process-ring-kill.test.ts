@@ -5,8 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { addonAvailable } from '../lib/native/native.js';
 import { attachMpscConsumer, createMpscConsumerHalf, type MpscProcessConsumer } from '../lib/process/process-ring.js';
-import { type Children, requireOrSkip, scratch } from './helpers.js';
-import { CHILD_WAIT_MS, joinProducer, report, startChild, type RingChild } from './workers/process-parent.js';
+import { type Children, requireOrSkip, scratch } from './helpers/index.js';
+import { CHILD_WAIT_MS, joinProducer, report, startChild, type RingChild } from './helpers/ring-child.js';
 import type { ChildParams } from './workers/process-ring-child.js';
 import { SequenceChecker } from './workers/ring-worker.js';
 

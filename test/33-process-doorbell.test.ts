@@ -8,8 +8,8 @@ import { addonAvailable } from '../lib/native/native.js';
 import { EventFdDoorbell } from '../lib/native/doorbell-eventfd.js';
 import { attachSpscConsumer, createSpscConsumerHalf } from '../lib/process/process-ring.js';
 import type { ProducerStats } from '../lib/ring/ring-types.js';
-import { requireOrSkip, scratch } from './helpers.js';
-import { CHILD_WAIT_MS, report, startChild } from './workers/process-parent.js';
+import { requireOrSkip, scratch } from './helpers/index.js';
+import { CHILD_WAIT_MS, report, startRingPeer } from './helpers/ring-child.js';
 import { SequenceChecker } from './workers/ring-worker.js';
 
 const available = requireOrSkip('the ringwire native addon (npm install)', addonAvailable());
@@ -23,9 +23,8 @@ test('a consumer parked on an EventFdDoorbell is woken by a producer process; ri
     const groupSize = 500;
     const count = groups * groupSize;
     assert.instance(half.dataBell, EventFdDoorbell);
-    const child = await startChild(children, dir, 'producer', 'spsc-producer', { count, capacity: 1 << 10, groupSize });
-    child.sock.send(Buffer.from('half'), [...half.fds]);
-    const { ring, close } = attachSpscConsumer(half, (await child.inbox.next(CHILD_WAIT_MS)).fds, { spin: 0 });
+    const { child, peerFds } = await startRingPeer(children, dir, 'spsc-producer', { count, capacity: 1 << 10, groupSize }, half.fds);
+    const { ring, close } = attachSpscConsumer(half, peerFds, { spin: 0 });
     children.onCleanup(close);
     const check = new SequenceChecker(1);
     const boundaryWaitsMs: number[] = [];

@@ -19,8 +19,8 @@ import { Region, truncateFd } from '../lib/native/region.js';
 import { createBlockRegion } from '../lib/process/shm-ring.js';
 import { EventFd } from '../lib/native/eventfd.js';
 import { FdServer, FdSocket } from '../lib/native/unix-socket.js';
-import { Children, makeTempDir, requireOrSkip, scratch, withTimeout } from './helpers.js';
-import { CHILD_WAIT_MS, joinProducer, produceSequence, report, startChild } from './workers/process-parent.js';
+import { Children, makeTempDir, requireOrSkip, scratch, withTimeout } from './helpers/index.js';
+import { CHILD_WAIT_MS, joinProducer, produceSequence, report, startChild, startRingPeer } from './helpers/ring-child.js';
 import { SequenceChecker } from './workers/ring-worker.js';
 import { EVENTFD_MAX, witnessWriteU64 } from './20-libc-witness.js';
 
@@ -71,9 +71,8 @@ test('a child that tries to shrink, grow or write-map a sealed block gets typed 
     defer(() => half.close());
     const count = 50_000;
     const sizeBefore = half.block.size;
-    const child = await startChild(children, dir, 'tamper', 'sealed-tamper', { count, capacity });
-    child.sock.send(Buffer.from('half'), [...half.fds]);
-    const { ring, close } = attachSpscProducer(half, (await child.inbox.next(CHILD_WAIT_MS)).fds, { spin: 0 });
+    const { child, peerFds } = await startRingPeer(children, dir, 'sealed-tamper', { count, capacity }, half.fds);
+    const { ring, close } = attachSpscProducer(half, peerFds, { spin: 0 });
     children.onCleanup(close);
     const checksum = await produceSequence(ring, count);
     const r = await report<{ shrink: unknown; grow: unknown; writeMap: unknown; checksum: number; next: number[] }>(child);

@@ -14,7 +14,7 @@ import { addonAvailable } from '../lib/native/native.js';
 import { EventFd } from '../lib/native/eventfd.js';
 import { Region } from '../lib/native/region.js';
 import { FdServer, FdSocket } from '../lib/native/unix-socket.js';
-import { makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
+import { makeTempDir, requireOrSkip, withTimeout } from './helpers/index.js';
 
 const ready = (): boolean => requireOrSkip('the native addon (npm install)', addonAvailable());
 const openFds = (): number => readdirSync('/proc/self/fd').length;

@@ -12,7 +12,7 @@ import { IvshmemPeer } from '../lib/ivshmem/peer.js';
 import { IvshmemChannel } from '../lib/ivshmem/channel.js';
 import { CONSUMER_BLOCK_SIZE, CW, PW, producerBlockSize } from '../lib/ring/layout.js';
 import { addonAvailable } from '../lib/native/native.js';
-import { makeTempDir, prng, requireOrSkip, testSeed, withTimeout } from './helpers.js';
+import { makeTempDir, prng, requireOrSkip, testSeed, withTimeout } from './helpers/index.js';
 
 const ready = (): boolean => requireOrSkip('the native addon (npm install)', addonAvailable());
 const corrupt = (err: unknown): boolean => isRingwireError(err, 'ERR_RING_CORRUPT');

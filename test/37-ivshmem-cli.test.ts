@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { IvshmemClient } from '../lib/ivshmem/client.js';
 import { parseSize } from '../lib/ivshmem/cli.js';
 import { addonAvailable } from '../lib/native/native.js';
-import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
+import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers/index.js';
 
 const CLI = fileURLToPath(new URL('../bin/ringwire.js', import.meta.url));
 const ready = (): boolean => requireOrSkip('the native addon (npm install)', addonAvailable());

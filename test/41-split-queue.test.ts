@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { isRingwireError } from '../lib/errors.js';
-import { prng, testSeed } from './helpers.js';
+import { prng, testSeed } from './helpers/index.js';
 import {
   GuestMemory, SplitQueueDevice, SplitQueueDriver, VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_USED_F_NO_NOTIFY, splitQueueLayout,
   vringNeedEvent, type DescriptorChain, type GuestBuffer,

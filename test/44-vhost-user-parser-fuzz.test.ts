@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { isRingwireError } from '../lib/errors.js';
-import { prng, testSeed } from './helpers.js';
+import { prng, testSeed } from './helpers/index.js';
 import {
   ConfigPayload, MemoryRegionPayload, MemoryTablePayload, U64Payload, VHOST_USER_MAX_FDS, VhostUserParser, VringAddressPayload,
   VringFdPayload, VringStatePayload, encodeMessage, type VhostUserMessage,

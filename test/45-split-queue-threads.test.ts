@@ -6,7 +6,7 @@
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { withTimeout } from './helpers.js';
+import { withTimeout } from './helpers/index.js';
 import { GuestMemory, SplitQueueDevice, SplitQueueDriver, splitQueueLayout } from '../virtio/index.js';
 
 const GPA = 0x100000;

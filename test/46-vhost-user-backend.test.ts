@@ -20,7 +20,7 @@ import { splitQueueLayout } from '../virtio/split-layout.js';
 import { SplitQueueDriver } from '../virtio/split-driver.js';
 import { VHOST_USER_F_PROTOCOL_FEATURES, VhostUserProtocolFeature as PF, VhostUserRequest as R } from '../virtio/vhost-user/protocol.js';
 import { VhostUserServer } from '../virtio/vhost-user/server.js';
-import { prng, scratch, testSeed, withTimeout, type Scratch } from './helpers.js';
+import { prng, scratch, testSeed, withTimeout, type Scratch } from './helpers/index.js';
 
 const seed = testSeed();
 

@@ -20,7 +20,7 @@ import { MemoryTablePayload, U64Payload, VringAddressPayload, VringFdPayload, Vr
 import { encodeMessage, VHOST_USER_MAX_FDS, VhostUserParser, VhostUserRequest as R } from '../virtio/vhost-user/protocol.js';
 import { VhostUserServer } from '../virtio/vhost-user/server.js';
 import { VhostUserBackendState } from '../virtio/vhost-user/state.js';
-import { makeTempDir, prng, testSeed, withTimeout } from './helpers.js';
+import { makeTempDir, prng, testSeed, withTimeout } from './helpers/index.js';
 
 const seed = testSeed();
 

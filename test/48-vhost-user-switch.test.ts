@@ -13,7 +13,7 @@ import { L2Switch, type SwitchPort } from '../virtio/devices/l2-switch.js';
 import { VhostUserSwitch } from '../virtio/devices/switch.js';
 import { FrontendGuest, type GuestQueue } from '../virtio/vhost-user/frontend-guest.js';
 import { VhostUserFrontend } from '../virtio/vhost-user/frontend.js';
-import { Children, makeTempDir, prng, requireOrSkip, testSeed, withTimeout } from './helpers.js';
+import { Children, makeTempDir, prng, requireOrSkip, testSeed, withTimeout } from './helpers/index.js';
 
 const seed = testSeed();
 

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { VhostUserSwitch } from '../virtio/devices/switch.js';
-import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
+import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers/index.js';
 
 interface Dpdk {
   testpmd: string;

@@ -8,7 +8,7 @@ import {
   encodeAck, encodeAddRing, encodeConnect, encodeDisconnect, encodeHello, encodeInit, MAX_REASON_BYTES,
 } from '../lib/channel/protocol.js';
 import { isRingwireError } from '../lib/errors.js';
-import { prng, testSeed } from './helpers.js';
+import { prng, testSeed } from './helpers/index.js';
 
 test('addresses: path, abstract, inproc, tcp', () => {
   assert.equal(parseAddress('/run/x.sock'), { kind: 'unix', path: '/run/x.sock', text: '/run/x.sock' });

@@ -16,7 +16,7 @@ import { connect, listen, type ChannelServer, type Refusal } from '../lib/index.
 import {
   DisconnectCode, DisconnectView, Frame, HelloView, Msg, encodeAddRing, encodeHello, encodeInit,
 } from '../lib/channel/protocol.js';
-import { makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
+import { makeTempDir, requireOrSkip, withTimeout } from './helpers/index.js';
 
 const run = requireOrSkip('native addon (npm install builds it)', addonAvailable());
 

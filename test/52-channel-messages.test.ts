@@ -5,31 +5,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { addonAvailable } from '../lib/native/native.js';
 import { isRingwireError } from '../lib/errors.js';
-import { connect, listen, type Channel, type ServerOptions, type ConnectOptions } from '../lib/index.js';
-import { Children, prng, requireOrSkip, testSeed, withTimeout } from './helpers.js';
+import { connect, listen, type Channel } from '../lib/index.js';
+import { channelPair } from './helpers/channel-pair.js';
+import { Children, prng, requireOrSkip, testSeed, withTimeout } from './helpers/index.js';
 import { startPeer } from './workers/channel-spawn.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 const seed = run ? testSeed() : 0;
-let counter = 0;
-
-/** A connected pair over a fresh abstract socket; the server side is `a`, the client side `b`. */
-async function pair(opts: ServerOptions & ConnectOptions = {}): Promise<{ a: Channel; b: Channel; done(): Promise<void> }> {
-  const address = `@ringwire-test-52-${process.pid}-${counter++}`;
-  let resolveA!: (c: Channel) => void;
-  const aP = new Promise<Channel>((r) => { resolveA = r; });
-  const server = await listen(address, opts, (ch) => resolveA(ch));
-  const b = await connect(address, opts);
-  const a = await aP;
-  return {
-    a, b,
-    done: async () => {
-      a.destroy();
-      b.destroy();
-      await server.close();
-    },
-  };
-}
 
 async function rejects(p: Promise<unknown>, check: (e: unknown) => boolean): Promise<void> {
   const err = await p.then(() => undefined, (e: unknown) => e ?? new Error('rejected with nothing'));
@@ -47,7 +29,7 @@ function message(i: number, len: number): Buffer {
 if (run) {
   for (const poll of ['doorbell', 'busy'] as const) {
     test(`${poll}: messages arrive in order and intact through a small ring, the sender waiting for space`, () => withTimeout('order', 20000, async () => {
-      const { a, b, done } = await pair({ poll, sendRingBytes: 4096, receiveRingBytes: 4096 });
+      const { a, b, done } = await channelPair({ poll, sendRingBytes: 4096, receiveRingBytes: 4096 });
       const rnd = prng(seed);
       const lens = Array.from({ length: 3000 }, () => rnd.int(0, 1500));
       let next = 0;
@@ -69,7 +51,7 @@ if (run) {
     }));
 
     test(`${poll}: requests are matched to their responses under concurrency`, () => withTimeout('requests', 20000, async () => {
-      const { a, b, done } = await pair({ poll });
+      const { a, b, done } = await channelPair({ poll });
       const rnd = prng(seed + 1);
       a.handle(async (req) => {
         await new Promise((r) => setTimeout(r, rnd.int(0, 3)));
@@ -84,7 +66,7 @@ if (run) {
   }
 
   test('zero-copy: claim/commit writes in place and receive hands out a view of the ring', () => withTimeout('zero-copy', 5000, async () => {
-    const { a, b, done } = await pair();
+    const { a, b, done } = await channelPair();
     const got = new Promise<[boolean, string]>((resolve) => a.once('message', (m) => resolve([m.buffer instanceof SharedArrayBuffer, Buffer.from(m).toString()])));
     const view = b.claim(5)!;
     assert.ok(view.buffer instanceof SharedArrayBuffer, 'the claim is ring memory');
@@ -98,7 +80,7 @@ if (run) {
   }));
 
   test('requests: timeout, abort, a throwing handler, and a late answer that is ignored', () => withTimeout('request errors', 10000, async () => {
-    const { a, b, done } = await pair();
+    const { a, b, done } = await channelPair();
     const gates: Array<() => void> = [];
     a.handle((req) => {
       const s = req.toString();
@@ -126,7 +108,7 @@ if (run) {
   }));
 
   test('requests wait for a handler attached late instead of failing', () => withTimeout('late handler', 5000, async () => {
-    const { a, b, done } = await pair();
+    const { a, b, done } = await channelPair();
     const p = b.request(Buffer.from('early'));
     await new Promise((r) => setTimeout(r, 30));
     a.handle((r) => r);
@@ -135,7 +117,7 @@ if (run) {
   }));
 
   test('graceful close: everything sent before close() arrives, then end, then a clean close on both sides', () => withTimeout('close', 10000, async () => {
-    const { a, b, done } = await pair({ sendRingBytes: 4096, receiveRingBytes: 4096 });
+    const { a, b, done } = await channelPair({ sendRingBytes: 4096, receiveRingBytes: 4096 });
     const received: number[] = [];
     a.on('message', (m) => received.push(Buffer.from(m).readUInt32LE(0)));
     const ended = new Promise<void>((r) => a.once('end', r));
@@ -153,7 +135,7 @@ if (run) {
   }));
 
   test('async iterator: copies in order, back-pressure while unread, ends with the peer', () => withTimeout('iterator', 10000, async () => {
-    const { a, b, done } = await pair({ sendRingBytes: 4096, receiveRingBytes: 4096 });
+    const { a, b, done } = await channelPair({ sendRingBytes: 4096, receiveRingBytes: 4096 });
     const N = 1000;
     const sender = (async () => {
       for (let i = 0; i < N; i++) await b.send(message(i, 100));
@@ -175,7 +157,7 @@ if (run) {
   }));
 
   test('stats: messages and bytes; messages sent in one synchronous run share one commit and at most one doorbell', () => withTimeout('stats', 5000, async () => {
-    const { a, b, done } = await pair();
+    const { a, b, done } = await channelPair();
     let n = 0;
     let wake!: () => void;
     a.on('message', () => { if (++n === 100 || n === 110) wake(); });
@@ -197,7 +179,7 @@ if (run) {
   }));
 
   test('messages that arrive before anyone listens are kept, in order, and do not hold up responses behind them', () => withTimeout('unclaimed', 5000, async () => {
-    const { a, b, done } = await pair();
+    const { a, b, done } = await channelPair();
     a.handle((r) => r);
     for (let i = 0; i < 5; i++) await a.send(message(i, 16));
     assert.is((await b.request(Buffer.from('behind'))).toString(), 'behind');
@@ -228,7 +210,7 @@ if (run) {
   }));
 
   test('bad input is a typed error', () => withTimeout('bad input', 5000, async () => {
-    const { b, done } = await pair({ sendRingBytes: 4096 });
+    const { b, done } = await channelPair({ sendRingBytes: 4096 });
     await rejects(b.send('text' as unknown as Uint8Array), (e: unknown) => isRingwireError(e, 'ERR_INVALID_ARG'));
     await rejects(b.send(new Uint8Array(5000)), (e: unknown) => isRingwireError(e, 'ERR_RING_TOO_LARGE'));
     await rejects(b.request(new Uint8Array(1), { timeoutMs: -1 }), (e: unknown) => isRingwireError(e, 'ERR_OUT_OF_RANGE'));

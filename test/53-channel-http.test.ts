@@ -8,7 +8,7 @@ import http2 from 'node:http2';
 import { createHash } from 'node:crypto';
 import { addonAvailable } from '../lib/native/native.js';
 import { connect, createDuplex, listen, type Channel, type ChannelServer } from '../lib/index.js';
-import { prng, requireOrSkip, testSeed, withTimeout } from './helpers.js';
+import { prng, requireOrSkip, testSeed, withTimeout } from './helpers/index.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 const seed = run ? testSeed() : 0;

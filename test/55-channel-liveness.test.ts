@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { addonAvailable } from '../lib/native/native.js';
 import { isRingwireError } from '../lib/errors.js';
 import { connect, listen, type Channel } from '../lib/index.js';
-import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers.js';
+import { Children, makeTempDir, requireOrSkip, withTimeout } from './helpers/index.js';
 import { startPeer } from './workers/channel-spawn.js';
 
 const run = requireOrSkip('native addon', addonAvailable());

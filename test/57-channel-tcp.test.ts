@@ -9,20 +9,11 @@ import { join } from 'node:path';
 import { isRingwireError } from '../lib/errors.js';
 import { connect, listen, type Channel, type ServerOptions } from '../lib/index.js';
 import { DisconnectView, Frame, Msg, encodeInit } from '../lib/channel/protocol.js';
-import { Children, makeTempDir, prng, requireOrSkip, testSeed, withTimeout } from './helpers.js';
+import { Children, makeTempDir, prng, requireOrSkip, testSeed, withTimeout } from './helpers/index.js';
 import { startPeer } from './workers/channel-spawn.js';
+import { channelPair } from './helpers/channel-pair.js';
 
 const seed = testSeed();
-
-async function tcpPair(opts: ServerOptions = {}, clientTls?: object): Promise<{ a: Channel; b: Channel; address: string; done(): Promise<void> }> {
-  let resolveA!: (c: Channel) => void;
-  const aP = new Promise<Channel>((r) => { resolveA = r; });
-  const server = await listen('tcp://127.0.0.1:0', opts, (ch) => resolveA(ch));
-  const address = server.address!;
-  const b = await connect(address, clientTls ? { tls: clientTls } : {});
-  const a = await aP;
-  return { a, b, address, done: async () => { a.destroy(); b.destroy(); await server.close(); } };
-}
 
 async function exercise(a: Channel, b: Channel): Promise<void> {
   a.handle((r) => Buffer.concat([r, Buffer.from('!')]));
@@ -46,7 +37,7 @@ async function exercise(a: Channel, b: Channel): Promise<void> {
 }
 
 test('tcp: the real port is reported; requests, 2000 messages and a graceful close', () => withTimeout('tcp', 20000, async () => {
-  const { a, b, address, done } = await tcpPair();
+  const { a, b, address, done } = await channelPair({}, { transport: 'tcp' });
   assert.match(address, /^tcp:\/\/127\.0\.0\.1:\d+$/);
   assert.is.not(address, 'tcp://127.0.0.1:0');
   assert.is(b.transport, 'tcp');
@@ -132,7 +123,7 @@ if (requireOrSkip('openssl (to make a throwaway TLS certificate)', openssl())) {
       const cert = join(dir, 'cert.pem');
       execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
       const tls = { key: readFileSync(key), cert: readFileSync(cert) };
-      const { a, b, done } = await tcpPair({ tls }, { ca: tls.cert, servername: 'localhost' });
+      const { a, b, done } = await channelPair({ tls }, { transport: 'tcp', client: { tls: { ca: tls.cert, servername: 'localhost' } } });
       await exercise(a, b);
       await done();
       const server = await listen('tcp://127.0.0.1:0', { tls });

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { Worker } from 'node:worker_threads';
 import { isRingwireError } from '../lib/errors.js';
 import { connect, listen } from '../lib/index.js';
-import { withTimeout } from './helpers.js';
+import { withTimeout } from './helpers/index.js';
 
 const WORKER = new URL('./workers/channel-thread.js', import.meta.url);
 let n = 0;

@@ -12,33 +12,11 @@ import { DisconnectCode, DisconnectView, Frame, Msg, encodeAck, encodeAddRing, e
 import { SpscConsumer } from '../lib/ring/spsc.js';
 import { CW } from '../lib/ring/layout.js';
 import { connect, listen, type Channel, type ServerOptions, type ConnectOptions, type Refusal } from '../lib/index.js';
-import { requireOrSkip, withTimeout } from './helpers.js';
+import { requireOrSkip, withTimeout } from './helpers/index.js';
+import { addressFor, channelPair, type ChannelPair, type Transport } from './helpers/channel-pair.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
-let counter = 0;
-
-type Transport = 'unix' | 'tcp' | 'inproc';
-
-function addressFor(t: Transport): string {
-  const name = `ringwire-test-59-${process.pid}-${counter++}`;
-  return t === 'unix' ? `@${name}` : t === 'tcp' ? 'tcp://127.0.0.1:0' : `inproc://${name}`;
-}
-
-async function pair(opts: ServerOptions & ConnectOptions = {}, onServer?: (ch: Channel) => void, transport: Transport = 'unix'): Promise<{ a: Channel; b: Channel; done(): Promise<void> }> {
-  let resolveA!: (c: Channel) => void;
-  const aP = new Promise<Channel>((r) => { resolveA = r; });
-  const server = await listen(addressFor(transport), opts, (ch) => { onServer?.(ch); resolveA(ch); });
-  const b = await connect(server.address!, opts);
-  const a = await aP;
-  return {
-    a, b,
-    done: async () => {
-      a.destroy();
-      b.destroy();
-      await server.close();
-    },
-  };
-}
+const pair = (opts: ServerOptions & ConnectOptions = {}, onServer?: (ch: Channel) => void, transport?: Transport): Promise<ChannelPair> => channelPair(opts, { onServer, transport });
 
 /** Resolves once `value()` has not changed for `quietMs` (polled), or rejects after `limitMs`. */
 async function settled(value: () => number, quietMs: number, limitMs: number): Promise<number> {

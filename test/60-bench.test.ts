@@ -11,7 +11,7 @@ import { busyCores, setUpPinning } from '../bench/pin.js';
 import { aggregate, ratioToBaseline, type Measurement } from '../bench/results.js';
 import { runAll } from '../bench/run.js';
 import type { Peer, Transport } from '../bench/transport.js';
-import { Children, makeTempDir, withTimeout } from './helpers.js';
+import { Children, makeTempDir, withTimeout } from './helpers/index.js';
 
 const mainJs = fileURLToPath(new URL('../bench/main.js', import.meta.url));
 const CONTRACT_ROW = ['transport', 'pattern', 'size', 'rttP50Us', 'rttP99Us', 'rttP999Us', 'msgsPerSec', 'bytesPerSec'];

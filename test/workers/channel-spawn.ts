@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import type { Children } from '../helpers.js';
+import type { Children } from '../helpers/index.js';
 
 const PEER = fileURLToPath(new URL('./channel-peer.js', import.meta.url));
 

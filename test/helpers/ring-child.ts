@@ -7,12 +7,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FdInbox } from '../../lib/process/process-ring.js';
 import { FdServer, type FdSocket } from '../../lib/native/unix-socket.js';
-import { withTimeout, type Children } from '../helpers.js';
+import { withTimeout, type Children } from './index.js';
 import type { RingProducer } from '../../lib/ring/ring-types.js';
-import type { ChildParams, ChildRole } from './process-ring-child.js';
-import { messageLength, writeMessage } from './ring-worker.js';
+import type { ChildParams, ChildRole } from '../workers/process-ring-child.js';
+import { messageLength, writeMessage } from '../workers/ring-worker.js';
 
-const childScript = fileURLToPath(new URL('./process-ring-child.js', import.meta.url));
+const childScript = fileURLToPath(new URL('../workers/process-ring-child.js', import.meta.url));
 export const CHILD_WAIT_MS = 30_000;
 
 export interface RingChild {
@@ -55,12 +55,23 @@ export async function report<T>(child: RingChild, timeoutMs = CHILD_WAIT_MS): Pr
   return JSON.parse(m.data.toString()) as T;
 }
 
+/** Hands `child` this side's ring half (`fds`) and resolves with the fds it answers with: its own half. */
+export async function handHalf(child: RingChild, fds: readonly number[]): Promise<number[]> {
+  child.sock.send(Buffer.from('half'), [...fds]);
+  return (await child.inbox.next(CHILD_WAIT_MS)).fds;
+}
+
+/** Starts a child in `role` that opens the other half of the ring whose half here has `fds`; the child's half comes back as `peerFds`. */
+export async function startRingPeer(children: Children, dir: string, role: ChildRole, params: ChildParams, fds: readonly number[]): Promise<{ child: RingChild; peerFds: number[] }> {
+  const child = await startChild(children, dir, role, role, params);
+  return { child, peerFds: await handHalf(child, fds) };
+}
+
 /** Hands a producer child the consumer half's fds and adds the space bell it answers with. */
 export async function joinProducer(child: RingChild, fds: readonly number[], addProducer: (fd: number) => () => void): Promise<() => void> {
-  child.sock.send(Buffer.from('half'), [...fds]);
-  const answer = await child.inbox.next(CHILD_WAIT_MS);
-  if (answer.fds.length !== 1) throw new Error(`producer sent ${answer.fds.length} fds`);
-  return addProducer(answer.fds[0]!);
+  const answer = await handHalf(child, fds);
+  if (answer.length !== 1) throw new Error(`producer sent ${answer.length} fds`);
+  return addProducer(answer[0]!);
 }
 
 /**

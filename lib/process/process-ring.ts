@@ -1,6 +1,6 @@
 /**
  * Rings between processes: which side creates which memfd and eventfd, which fds travel to the
- * peer, and how the received fds become a ring. A thin layer over lib/shm-ring.ts, not a protocol:
+ * peer, and how the received fds become a ring. A thin layer over shm-ring.ts, not a protocol:
  * how the fds travel (one FdSocket message each way, a versioned handshake, ...) is the caller's.
  *
  * Who creates what (design rule 1, and "the side that sleeps creates its bell"):

@@ -1,6 +1,6 @@
 /**
  * A doorbell wakes a side that has gone to sleep. Rings decide *whether* to ring (notification
- * suppression through the waiting flags in lib/layout.ts); a doorbell only knows *how*:
+ * suppression through the waiting flags in layout.ts); a doorbell only knows *how*:
  * Atomics.notify between threads, an eventfd between processes, an ivshmem doorbell register or a
  * virtio call fd between VMs.
  *

@@ -8,7 +8,7 @@
  *
  * Indices are free-running byte positions (u32 arithmetic through `| 0`); `tail - head` is the
  * bytes in use and is never above capacity - SPSC_SLACK. The consumer finds records by their
- * headers, not by the tail (lib/layout.ts, "SPSC publication"), so a message costs the consumer the
+ * headers, not by the tail (layout.ts, "SPSC publication"), so a message costs the consumer the
  * cache lines it occupies and nothing more. Every value read from the peer's block is validated
  * before use; a broken invariant throws ERR_RING_CORRUPT and poisons the ring.
  */

@@ -11,7 +11,7 @@
  */
 import { createServer, type Channel, type ChannelServer } from '../../lib/channel/index.js';
 import { ringwireError, type RingwireError } from '../../lib/errors.js';
-import { FdServer, FdSocket } from '../../lib/unix-socket.js';
+import { FdServer, FdSocket } from '../../lib/native/unix-socket.js';
 import { closeQuietly } from '../vhost-user/memory-table.js';
 import type { L2Switch, SwitchPort } from './l2-switch.js';
 import { MAX_FRAME } from './net.js';

@@ -12,7 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { isRingwireError, ringwireError, type RingwireError } from '../../lib/errors.js';
-import type { FdSocket } from '../../lib/unix-socket.js';
+import type { FdSocket } from '../../lib/native/unix-socket.js';
 import type { VhostUserDevice } from './device.js';
 import { closeQuietly, type MemoryTableOptions } from './memory-table.js';
 import { encodeReply, encodeReplyAck, needsReply, VhostUserParser } from './protocol.js';

@@ -11,8 +11,8 @@
  * Concurrency contract: one thread; the back-end runs in this or another process.
  */
 import { ringwireError } from '../../lib/errors.js';
-import { EventFd } from '../../lib/eventfd.js';
-import { Region } from '../../lib/region.js';
+import { EventFd } from '../../lib/native/eventfd.js';
+import { Region } from '../../lib/native/region.js';
 import { GuestMemory } from '../memory.js';
 import { splitQueueLayout, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from '../split-layout.js';
 import { SplitQueueDriver } from '../split-driver.js';

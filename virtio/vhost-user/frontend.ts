@@ -8,7 +8,7 @@
  * next is sent, as QEMU does); lives on the event loop of the thread that connected it.
  */
 import { ringwireError } from '../../lib/errors.js';
-import { FdSocket } from '../../lib/unix-socket.js';
+import { FdSocket } from '../../lib/native/unix-socket.js';
 import { U64Payload, VringStatePayload } from './payloads.js';
 import { encodeMessage, VHOST_USER_NEED_REPLY_MASK, VHOST_USER_VERSION, VhostUserParser, VhostUserRequest as R, type VhostUserMessage } from './protocol.js';
 

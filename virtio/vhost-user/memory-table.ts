@@ -15,8 +15,8 @@
  * memory) are only served with `allowUnsealedMemory`, which trusts them not to shrink it.
  */
 import { isRingwireError, ringwireError } from '../../lib/errors.js';
-import { closeFd } from '../../lib/native.js';
-import { Region } from '../../lib/region.js';
+import { closeFd } from '../../lib/native/native.js';
+import { Region } from '../../lib/native/region.js';
 import { GuestMemory } from '../memory.js';
 import type { MemoryRegionDescription } from './payloads.js';
 

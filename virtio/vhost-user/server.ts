@@ -9,7 +9,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { RingwireError } from '../../lib/errors.js';
-import { FdServer } from '../../lib/unix-socket.js';
+import { FdServer } from '../../lib/native/unix-socket.js';
 import { VhostUserConnection } from './connection.js';
 import type { VhostUserDevice } from './device.js';
 import type { MemoryTableOptions } from './memory-table.js';

@@ -7,7 +7,7 @@
  * Concurrency contract: owned by one VhostUserBackendState on one event loop.
  */
 import { ringwireError } from '../../lib/errors.js';
-import { EventFd } from '../../lib/eventfd.js';
+import { EventFd } from '../../lib/native/eventfd.js';
 import type { GuestMemory } from '../memory.js';
 import { checkQueueSize } from '../split-layout.js';
 import { SplitQueueDevice } from '../split-queue.js';

@@ -95,13 +95,17 @@ function closer(items: Array<{ close(): void }>): () => void {
   };
 }
 
-/** Creates the fd-owning parts in order; if one fails, closes those made so far. */
-function build<T extends object>(make: (keep: <U extends { close(): void }>(item: U) => U) => T, items: Array<{ close(): void }>): T {
+/**
+ * Creates the fd-owning parts in order; if one fails, closes those made so far. `make` gets `keep`
+ * to register each part and `close`, which closes them all once.
+ */
+function build<T extends object>(make: (keep: <U extends { close(): void }>(item: U) => U, close: () => void) => T): T {
+  const items: Array<{ close(): void }> = [];
   try {
     return make((item) => {
       items.push(item);
       return item;
-    });
+    }, closer(items));
   } catch (err) {
     for (const item of items) item.close();
     throw err;
@@ -109,34 +113,31 @@ function build<T extends object>(make: (keep: <U extends { close(): void }>(item
 }
 
 export function createSpscProducerHalf(capacity: number, name = 'ringwire-spsc'): SpscProducerHalf {
-  const items: Array<{ close(): void }> = [];
-  return build((keep) => {
+  return build((keep, close) => {
     const block = keep(createBlockRegion(RingKind.Spsc, capacity, 'producer', `${name}-producer`));
     const spaceBell = keep(EventFdDoorbell.create());
-    return { role: 'spsc-producer', block, spaceBell, fds: [block.fd, spaceBell.fd], close: closer(items) } as const;
-  }, items);
+    return { role: 'spsc-producer', block, spaceBell, fds: [block.fd, spaceBell.fd], close } as const;
+  });
 }
 
 export function createSpscConsumerHalf(capacity: number, name = 'ringwire-spsc'): SpscConsumerHalf {
-  const items: Array<{ close(): void }> = [];
-  return build((keep) => {
+  return build((keep, close) => {
     const block = keep(createBlockRegion(RingKind.Spsc, capacity, 'consumer', `${name}-consumer`));
     const dataBell = keep(EventFdDoorbell.create());
-    return { role: 'spsc-consumer', block, dataBell, fds: [block.fd, dataBell.fd], close: closer(items) } as const;
-  }, items);
+    return { role: 'spsc-consumer', block, dataBell, fds: [block.fd, dataBell.fd], close } as const;
+  });
 }
 
 export function createMpscConsumerHalf(capacity: number, name = 'ringwire-mpsc'): MpscConsumerHalf {
-  const items: Array<{ close(): void }> = [];
-  return build((keep) => {
+  return build((keep, close) => {
     const producerBlock = keep(createBlockRegion(RingKind.Mpsc, capacity, 'producer', `${name}-producer`, true));
     const consumerBlock = keep(createBlockRegion(RingKind.Mpsc, capacity, 'consumer', `${name}-consumer`));
     const dataBell = keep(EventFdDoorbell.create());
     return {
       role: 'mpsc-consumer', producerBlock, consumerBlock, dataBell,
-      fds: [producerBlock.fd, consumerBlock.fd, dataBell.fd], close: closer(items),
+      fds: [producerBlock.fd, consumerBlock.fd, dataBell.fd], close,
     } as const;
-  }, items);
+  });
 }
 
 export function createMpscProducerHalf(): MpscProducerHalf {

@@ -29,7 +29,7 @@ import {
   CW, MPSC_STATE_COMMITTED, MPSC_STATE_TAG_SHIFT, MPSC_STATE_VALUE_MASK, PW, RECORD_HEADER, RingKind,
   TYPE_PADDING, MAX_USER_TYPE, recordBytes,
 } from './layout.js';
-import { attachConsumerBlock, attachProducerBlock, type RingMemory } from './ring-memory.js';
+import type { RingMemory } from './ring-memory.js';
 import type { RingOptions } from './ring-types.js';
 import { ConsumerBase, ProducerBase, checkMessage } from './ring-base.js';
 import { waitUntil, waitUntilSync, type WaitOptions, type WaitingSide } from './wait.js';
@@ -64,10 +64,9 @@ export class MpscProducer extends ProducerBase {
   #revoked = 0;
 
   constructor(memory: RingMemory, opts: RingOptions = {}) {
-    const p = attachProducerBlock(memory.producer, RingKind.Mpsc);
-    super(p, attachConsumerBlock(memory.consumer, RingKind.Mpsc, p.capacity), opts);
+    super(memory, RingKind.Mpsc, opts);
     this.#head = Atomics.load(this.peerCtl, CW.head);
-    this.#capShift = 31 - Math.clz32(p.capacity);
+    this.#capShift = 31 - Math.clz32(this.capacity);
   }
 
   /**
@@ -203,10 +202,9 @@ export class MpscConsumer extends ConsumerBase {
   };
 
   constructor(memory: RingMemory, opts: MpscConsumerOptions = {}) {
-    const p = attachProducerBlock(memory.producer, RingKind.Mpsc);
-    super(p, attachConsumerBlock(memory.consumer, RingKind.Mpsc, p.capacity), opts);
+    super(memory, RingKind.Mpsc, opts);
     this.#head = this.#pos = this.#reserved = Atomics.load(this.ctl, CW.head);
-    this.#capShift = 31 - Math.clz32(p.capacity);
+    this.#capShift = 31 - Math.clz32(this.capacity);
     const abandon = opts.abandonTimeoutMs ?? DEFAULT_ABANDON_TIMEOUT_MS;
     if (typeof abandon !== 'number' || !(abandon >= 0)) {
       throw ringwireError('ERR_INVALID_ARG', `abandonTimeoutMs must be a non-negative number, got ${String(abandon)}`);

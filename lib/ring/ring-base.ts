@@ -4,11 +4,24 @@
  * read/release, which is where the two kinds differ.
  */
 import { ringwireError } from '../errors.js';
-import { CW, MAX_USER_TYPE, PW, maxMessageSize } from './layout.js';
-import type { AttachedConsumerBlock, AttachedProducerBlock } from './ring-memory.js';
+import { CW, MAX_USER_TYPE, PW, maxMessageSize, type RingKind } from './layout.js';
+import { attachRing, type RingMemory } from './ring-memory.js';
 import type { ConsumerStats, ProducerStats, RecordCallback, RingConsumer, RingOptions, RingProducer } from './ring-types.js';
 import type { Doorbell } from './doorbell.js';
 import { DEFAULT_SPIN, waitUntil, waitUntilSync, type WaitOptions, type WaitingSide } from './wait.js';
+
+/**
+ * Rings `bell` when the peer's waiting flag at `flags[word]` is set, else counts a suppressed ring.
+ * Callers load the flag only after their own publishing store (the lost-wakeup check).
+ */
+function ringIfWaiting(flags: Int32Array, word: number, bell: Doorbell | undefined, counters: { doorbellsRung: number; doorbellsSuppressed: number }): void {
+  if (Atomics.load(flags, word) !== 0) {
+    counters.doorbellsRung++;
+    bell?.ring();
+  } else {
+    counters.doorbellsSuppressed++;
+  }
+}
 
 /** Validates a message's length and type; the fast path is one comparison chain. */
 export function checkMessage(length: number, type: number, max: number): void {
@@ -43,7 +56,9 @@ export abstract class ProducerBase implements RingProducer {
   #need = 0;
   #waitingSide: WaitingSide;
 
-  constructor(p: AttachedProducerBlock, c: AttachedConsumerBlock, opts: RingOptions) {
+  /** Attaches (validates) both blocks of `memory` as a ring of `kind`. */
+  constructor(memory: RingMemory, kind: RingKind, opts: RingOptions) {
+    const { p, c } = attachRing(memory, kind);
     this.data = p.data;
     this.capacity = p.capacity;
     this.maxMessageSize = maxMessageSize(p.capacity, p.kind);
@@ -79,12 +94,7 @@ export abstract class ProducerBase implements RingProducer {
    * re-loads our index, so one of us sees the other's store (docs/memory-ordering.md).
    */
   protected notifyConsumer(): void {
-    if (Atomics.load(this.peerCtl, CW.consumerWaiting) !== 0) {
-      this.counters.doorbellsRung++;
-      this.#dataBell?.ring();
-    } else {
-      this.counters.doorbellsSuppressed++;
-    }
+    ringIfWaiting(this.peerCtl, CW.consumerWaiting, this.#dataBell, this.counters);
   }
 
   /** Copies `bytes` into one record and publishes it. False when full (nothing was written). */
@@ -158,7 +168,9 @@ export abstract class ConsumerBase implements RingConsumer {
   protected readonly waitingSide: WaitingSide;
   #spaceBell: Doorbell | undefined;
 
-  constructor(p: AttachedProducerBlock, c: AttachedConsumerBlock, opts: RingOptions) {
+  /** Attaches (validates) both blocks of `memory` as a ring of `kind`. */
+  constructor(memory: RingMemory, kind: RingKind, opts: RingOptions) {
+    const { p, c } = attachRing(memory, kind);
     this.data = p.data;
     this.capacity = p.capacity;
     this.ctl = c.ctl;
@@ -208,12 +220,7 @@ export abstract class ConsumerBase implements RingConsumer {
 
   /** After the head store that frees space: ring the space bell if a producer waits for it. */
   protected notifyProducers(): void {
-    if (Atomics.load(this.peerCtl, PW.producerWaiting) !== 0) {
-      this.counters.doorbellsRung++;
-      this.#spaceBell?.ring();
-    } else {
-      this.counters.doorbellsSuppressed++;
-    }
+    ringIfWaiting(this.peerCtl, PW.producerWaiting, this.#spaceBell, this.counters);
   }
 
   /** A view of the current record's payload (allocates a view; use offset/length to avoid it). */

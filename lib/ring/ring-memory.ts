@@ -84,14 +84,19 @@ function corrupt(what: string): never {
   throw ringwireError('ERR_RING_CORRUPT', what);
 }
 
+/** The magic, layout version and ring kind that open both blocks' headers. */
+function checkHeader(ctl: Int32Array, magicWord: number, versionKindWord: number, magic: number, kind: RingKind, what: string): void {
+  if (Atomics.load(ctl, magicWord) !== magic) corrupt(`${what}: bad magic`);
+  const vk = ctl[versionKindWord]!;
+  if ((vk & 0xffff) !== LAYOUT_VERSION) corrupt(`${what}: layout version ${vk & 0xffff}, expected ${LAYOUT_VERSION}`);
+  if (vk >>> 16 !== kind) corrupt(`${what}: ring kind ${vk >>> 16}, expected ${kind}`);
+}
+
 /** Validates a producer block (possibly a peer's) and returns views; capacity is read once here. */
 export function attachProducerBlock(block: Block, kind: RingKind): AttachedProducerBlock {
   const offset = checkPlacement(block, PRODUCER_DATA, 'producer block');
   const ctl = new Int32Array(block.buffer, offset, PRODUCER_DATA >> 2);
-  if (Atomics.load(ctl, PW.magic) !== PRODUCER_MAGIC) corrupt('producer block: bad magic');
-  const vk = ctl[PW.versionKind]!;
-  if ((vk & 0xffff) !== LAYOUT_VERSION) corrupt(`producer block: layout version ${vk & 0xffff}, expected ${LAYOUT_VERSION}`);
-  if (vk >>> 16 !== kind) corrupt(`producer block: ring kind ${vk >>> 16}, expected ${kind}`);
+  checkHeader(ctl, PW.magic, PW.versionKind, PRODUCER_MAGIC, kind, 'producer block');
   const capacity = ctl[PW.capacity]!;
   if (!validCapacity(kind, capacity)) corrupt(`producer block: bad capacity ${capacity}`);
   if (ctl[PW.dataOffset] !== PRODUCER_DATA) corrupt(`producer block: bad data offset ${ctl[PW.dataOffset]}`);
@@ -111,10 +116,7 @@ export function attachProducerBlock(block: Block, kind: RingKind): AttachedProdu
 export function attachConsumerBlock(block: Block, kind: RingKind, capacity: number): AttachedConsumerBlock {
   const offset = checkPlacement(block, CONSUMER_BLOCK_SIZE, 'consumer block');
   const ctl = new Int32Array(block.buffer, offset, CONSUMER_BLOCK_SIZE >> 2);
-  if (Atomics.load(ctl, CW.magic) !== CONSUMER_MAGIC) corrupt('consumer block: bad magic');
-  const vk = ctl[CW.versionKind]!;
-  if ((vk & 0xffff) !== LAYOUT_VERSION) corrupt(`consumer block: layout version ${vk & 0xffff}, expected ${LAYOUT_VERSION}`);
-  if (vk >>> 16 !== kind) corrupt(`consumer block: ring kind ${vk >>> 16}, expected ${kind}`);
+  checkHeader(ctl, CW.magic, CW.versionKind, CONSUMER_MAGIC, kind, 'consumer block');
   if (ctl[CW.capacity] !== capacity) corrupt(`consumer block: capacity ${ctl[CW.capacity]} does not match the producer's ${capacity}`);
   return { ctl };
 }
@@ -127,4 +129,10 @@ export function allocateRing(kind: RingKind, capacity: number): RingMemory {
   initProducerBlock(producer, kind, capacity);
   initConsumerBlock(consumer, kind, capacity);
   return { producer, consumer };
+}
+
+/** Attaches both blocks of a ring of `kind`: the producer block first, since its capacity is what the consumer block must match. */
+export function attachRing(memory: RingMemory, kind: RingKind): { p: AttachedProducerBlock; c: AttachedConsumerBlock } {
+  const p = attachProducerBlock(memory.producer, kind);
+  return { p, c: attachConsumerBlock(memory.consumer, kind, p.capacity) };
 }

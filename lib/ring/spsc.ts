@@ -14,7 +14,7 @@
  */
 import { ringwireError } from '../errors.js';
 import { CW, PW, RECORD_HEADER, RingKind, SPSC_PRESENT, SPSC_SLACK, TYPE_PADDING, MAX_USER_TYPE, recordBytes } from './layout.js';
-import { attachConsumerBlock, attachProducerBlock, type RingMemory } from './ring-memory.js';
+import type { RingMemory } from './ring-memory.js';
 import type { RingOptions } from './ring-types.js';
 import { ConsumerBase, ProducerBase, checkMessage } from './ring-base.js';
 
@@ -31,8 +31,7 @@ export class SpscProducer extends ProducerBase {
   #pendingBytes = 0;
 
   constructor(memory: RingMemory, opts: RingOptions = {}) {
-    const p = attachProducerBlock(memory.producer, RingKind.Spsc);
-    super(p, attachConsumerBlock(memory.consumer, RingKind.Spsc, p.capacity), opts);
+    super(memory, RingKind.Spsc, opts);
     this.#tail = this.#published = this.#publishedEnd(Atomics.load(this.ctl, PW.tail));
     this.#head = Atomics.load(this.peerCtl, CW.head);
     this.#checkHead(this.#head, this.#head);
@@ -161,8 +160,7 @@ export class SpscConsumer extends ConsumerBase {
   #pos: number;
 
   constructor(memory: RingMemory, opts: RingOptions = {}) {
-    const p = attachProducerBlock(memory.producer, RingKind.Spsc);
-    super(p, attachConsumerBlock(memory.consumer, RingKind.Spsc, p.capacity), opts);
+    super(memory, RingKind.Spsc, opts);
     this.#head = this.#pos = Atomics.load(this.ctl, CW.head);
   }
 

@@ -14,9 +14,8 @@ const available = requireOrSkip('the ringwire native addon (npm install)', addon
 
 test('SPSC child -> parent: 1 M messages to a consumer that sleeps on an eventfd', async () => {
   if (!available) return;
-  await scratch('spsc child -> parent', 150_000, async ({ dir, children, defer }) => {
-    const half = createSpscConsumerHalf(1 << 14, 'parent-consumer');
-    defer(() => half.close());
+  await scratch('spsc child -> parent', 150_000, async ({ dir, children, own }) => {
+    const half = own(createSpscConsumerHalf(1 << 14, 'parent-consumer'));
     const count = 1_000_000;
     const { child, peerFds } = await startRingPeer(children, dir, 'spsc-producer', { count, capacity: 1 << 14 }, half.fds);
     const { ring, close } = attachSpscConsumer(half, peerFds, { spin: 16 });
@@ -41,9 +40,8 @@ test('SPSC child -> parent: 1 M messages to a consumer that sleeps on an eventfd
 
 test('SPSC parent -> child: the producer here parks on the child\'s space bell when full', async () => {
   if (!available) return;
-  await scratch('spsc parent -> child', 120_000, async ({ dir, children, defer }) => {
-    const half = createSpscProducerHalf(1 << 12, 'parent-producer');
-    defer(() => half.close());
+  await scratch('spsc parent -> child', 120_000, async ({ dir, children, own }) => {
+    const half = own(createSpscProducerHalf(1 << 12, 'parent-producer'));
     const count = 200_000;
     const { child, peerFds } = await startRingPeer(children, dir, 'spsc-consumer', { count, capacity: 1 << 12 }, half.fds);
     const { ring, close } = attachSpscProducer(half, peerFds, { spin: 0 });

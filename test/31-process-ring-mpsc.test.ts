@@ -14,9 +14,8 @@ const available = requireOrSkip('the ringwire native addon (npm install)', addon
 
 test('MPSC: 3 producer processes, 1.05 M messages into one sleeping consumer', async () => {
   if (!available) return;
-  await scratch('mpsc 3 processes', 170_000, async ({ dir, children, defer }) => {
-    const half = createMpscConsumerHalf(1 << 16, 'parent-mpsc');
-    defer(() => half.close());
+  await scratch('mpsc 3 processes', 170_000, async ({ dir, children, own }) => {
+    const half = own(createMpscConsumerHalf(1 << 16, 'parent-mpsc'));
     const per = 350_000;
     const producers = 3;
     const consumer = attachMpscConsumer(half, { spin: 16 });

@@ -16,9 +16,8 @@ const available = requireOrSkip('the ringwire native addon (npm install)', addon
 
 test('a consumer parked on an EventFdDoorbell is woken by a producer process; rings are suppressed while it is awake', async () => {
   if (!available) return;
-  await scratch('cross-process doorbell', 90_000, async ({ dir, children, defer }) => {
-    const half = createSpscConsumerHalf(1 << 10, 'parked-consumer');
-    defer(() => half.close());
+  await scratch('cross-process doorbell', 90_000, async ({ dir, children, own }) => {
+    const half = own(createSpscConsumerHalf(1 << 10, 'parked-consumer'));
     const groups = 20;
     const groupSize = 500;
     const count = groups * groupSize;

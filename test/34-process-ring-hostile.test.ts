@@ -29,9 +29,8 @@ const EPERM = 1;
 
 test('a child that writes to a block it has read-only dies of SIGSEGV; the ring keeps serving the others', async () => {
   if (!available) return;
-  await scratch('read-only fault', 90_000, async ({ dir, children, defer }) => {
-    const half = createMpscConsumerHalf(1 << 14, 'parent-mpsc');
-    defer(() => half.close());
+  await scratch('read-only fault', 90_000, async ({ dir, children, own }) => {
+    const half = own(createMpscConsumerHalf(1 << 14, 'parent-mpsc'));
     const per = 300_000;
     const consumer = attachMpscConsumer(half, { spin: 16 });
     children.onCleanup(consumer.close);
@@ -65,10 +64,9 @@ test('a child that writes to a block it has read-only dies of SIGSEGV; the ring 
 
 test('a child that tries to shrink, grow or write-map a sealed block gets typed errors; the ring is unaffected', async () => {
   if (!available) return;
-  await scratch('sealed tamper', 90_000, async ({ dir, children, defer }) => {
+  await scratch('sealed tamper', 90_000, async ({ dir, children, own }) => {
     const capacity = 1 << 12;
-    const half = createSpscProducerHalf(capacity, 'parent-producer');
-    defer(() => half.close());
+    const half = own(createSpscProducerHalf(capacity, 'parent-producer'));
     const count = 50_000;
     const sizeBefore = half.block.size;
     const { child, peerFds } = await startRingPeer(children, dir, 'sealed-tamper', { count, capacity }, half.fds);

@@ -65,6 +65,8 @@ export interface Scratch {
   children: Children;
   /** Registers a cleanup (close a ring half, a region, a server); they run in reverse order. */
   defer(fn: () => unknown): void;
+  /** Defers `item.close()` and returns `item`: `const half = own(createSpscConsumerHalf(...))`. */
+  own<T extends { close(): unknown }>(item: T): T;
 }
 
 /**
@@ -79,7 +81,12 @@ export async function scratch<T>(name: string, ms: number, body: (s: Scratch) =>
   const deferred: Array<() => unknown> = [cleanup];
   const errors: unknown[] = [];
   try {
-    return await withTimeout(name, ms, () => body({ dir, children, defer: (fn) => void deferred.push(fn) }));
+    const defer = (fn: () => unknown): void => void deferred.push(fn);
+    const own = <I extends { close(): unknown }>(item: I): I => {
+      defer(() => item.close());
+      return item;
+    };
+    return await withTimeout(name, ms, () => body({ dir, children, defer, own }));
   } catch (err) {
     errors.push(err);
     throw err;

@@ -328,7 +328,8 @@ t('L2Switch: a port whose deliver() throws loses that frame only; the sender and
 t('L2Switch: the MAC table is bounded per port and in total; full, it floods instead of learning; aged entries are swept', async () => {
   const ports = Array.from({ length: 6 }, (_, i): SwitchPort & { got: number } => ({ name: `p${i}`, got: 0, deliver() { this.got++; } }));
   const [evil, good] = ports as [typeof ports[0], typeof ports[0]];
-  const sw = new L2Switch({ ageingMs: 100, maxMacs: 64, maxMacsPerPort: 16 });
+  let clock = 0;
+  const sw = new L2Switch({ ageingMs: 100, maxMacs: 64, maxMacsPerPort: 16, now: () => clock });
   for (const p of ports) sw.attach(p);
   const made = (n: number): Uint8Array => Uint8Array.from([0x02, 0x10, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff, 0]);
   for (let i = 0; i < 10_000; i++) sw.forward(evil, frame(BROADCAST, made(i), Uint8Array.of(0)));
@@ -346,7 +347,7 @@ t('L2Switch: the MAC table is bounded per port and in total; full, it floods ins
   sw.forward(ports[5]!, frame(BROADCAST, mac(6), Uint8Array.of(4)));
   assert.is(sw.lookup(mac(6)), undefined, 'a full table learns nothing more');
   // Past the ageing time the next frame sweeps everything stale and is learned itself.
-  await new Promise((r) => setTimeout(r, 150));
+  clock += 150;
   sw.forward(ports[5]!, frame(BROADCAST, mac(6), Uint8Array.of(5)));
   assert.is(sw.stats.macs, 1);
   assert.is(sw.lookup(mac(6)), ports[5]);

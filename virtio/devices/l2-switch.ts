@@ -51,6 +51,8 @@ export interface L2SwitchOptions {
   maxMacs?: number;
   maxMacsPerPort?: number;
   log?: (message: string) => void;
+  /** The clock entries age by, in ms (default Date.now); tests pass their own to step time exactly. */
+  now?: () => number;
 }
 
 const macKey = (f: Uint8Array, at: number): number =>
@@ -66,6 +68,7 @@ export class L2Switch {
   readonly #maxMacs: number;
   readonly #maxMacsPerPort: number;
   readonly #log: (message: string) => void;
+  readonly #now: () => number;
   #lastSweep = 0;
   #learnRefused = 0;
   #forwarded = 0;
@@ -75,6 +78,7 @@ export class L2Switch {
 
   constructor(options: L2SwitchOptions = {}) {
     this.#ageingMs = options.ageingMs ?? DEFAULT_AGEING_MS;
+    this.#now = options.now ?? Date.now;
     if (!(this.#ageingMs > 0)) throw ringwireError('ERR_OUT_OF_RANGE', `ageingMs must be positive, got ${this.#ageingMs}`);
     this.#maxMacs = options.maxMacs ?? DEFAULT_MAX_MACS;
     this.#maxMacsPerPort = options.maxMacsPerPort ?? Math.min(DEFAULT_MAX_MACS_PER_PORT, this.#maxMacs);
@@ -113,7 +117,7 @@ export class L2Switch {
   /** The port a MAC (as 6 bytes) was last seen on, if the entry has not aged out. */
   lookup(mac: Uint8Array): SwitchPort | undefined {
     const e = this.#table.get(macKey(mac, 0));
-    return e && Date.now() - e.seen <= this.#ageingMs ? e.port : undefined;
+    return e && this.#now() - e.seen <= this.#ageingMs ? e.port : undefined;
   }
 
   /** Switches one frame that arrived on `from`. Call commit() after a burst. */
@@ -122,7 +126,7 @@ export class L2Switch {
       this.#dropped++;
       return;
     }
-    const now = Date.now();
+    const now = this.#now();
     // Learn from unicast sources only: a multicast source address is invalid and must not steer traffic.
     if ((frame[6]! & 1) === 0) this.#learn(macKey(frame, 6), from, now);
     if ((frame[0]! & 1) === 0) {

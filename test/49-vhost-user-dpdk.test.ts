@@ -75,7 +75,9 @@ function findDpdk(): Dpdk | undefined {
   const lib = join(root, 'usr/lib/x86_64-linux-gnu');
   const pmdDir = pmdDirUnder(lib);
   if (!pmdDir) return undefined;
-  return { testpmd: join(root, 'usr/bin/dpdk-testpmd'), pmdDir, env: { ...process.env, LD_LIBRARY_PATH: lib } };
+  // Some of the libraries (libnl-3-200) unpack under /lib rather than /usr/lib.
+  const libPath = [lib, join(root, 'lib/x86_64-linux-gnu')].join(':');
+  return { testpmd: join(root, 'usr/bin/dpdk-testpmd'), pmdDir, env: { ...process.env, LD_LIBRARY_PATH: libPath } };
 }
 
 const dpdk = findDpdk();

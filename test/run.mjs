@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs every compiled *.test.js under dist/<tier>/ in its own process with a hard timeout, sums
-// uvu's per-file totals and ends with the line `N passed, N failed` (`, N skipped` when any were).
+// uvu's per-file totals and ends with the line `N passed, N failed` (`, N skipped` when any were;
+// the passes of a file that skipped anything for a missing dependency count as skipped).
 // A file that crashes, times out or prints no uvu summary counts as failed. Under CI a skip is a failure.
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -41,8 +42,15 @@ function runFile(file) {
       try { process.kill(-child.pid, 'SIGKILL'); } catch { /* group already empty */ }
       const clean = out.replace(/\x1b\[[0-9;]*m/g, '');
       const num = (label) => { const m = clean.match(new RegExp(`^\\s*${label}:\\s+(\\d+)`, 'm')); return m ? Number(m[1]) : undefined; };
-      const total = num('Total'), passed = num('Passed'), skipped = num('Skipped') ?? 0;
+      const total = num('Total');
+      let passed = num('Passed'), skipped = num('Skipped') ?? 0;
       let failed = total !== undefined && passed !== undefined ? total - passed - skipped : 1;
+      // A test whose dependency is missing returns early (requireOrSkip printed SKIPPING), which
+      // uvu counts as a pass. Count every pass of such a file as skipped: a skip is never a pass.
+      if (/^\s*SKIPPING:/m.test(clean) && passed) {
+        skipped += passed;
+        passed = 0;
+      }
       let reason = '';
       if (timedOut) reason = `timed out after ${fileTimeoutMs} ms`;
       else if (code !== 0) reason = `exited with ${signal ?? code}`;

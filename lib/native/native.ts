@@ -43,7 +43,8 @@ export interface NativeAddon {
   connect(fd: number, address: Uint8Array): number;
   sendmsg(fd: number, data: Uint8Array, fds: Int32Array): number;
   /** meta = [fds received, msg_flags] */
-  recvmsg(fd: number, data: Uint8Array, fdsOut: Int32Array, meta: Int32Array): number;
+  /** realLength (seqpacket only): a datagram longer than `data` returns its full length. */
+  recvmsg(fd: number, data: Uint8Array, fdsOut: Int32Array, meta: Int32Array, realLength?: boolean): number;
   /** out = [pid, uid, gid] */
   peerCred(fd: number, out: Int32Array): number;
   msgFlags: { MSG_TRUNC: number; MSG_CTRUNC: number };

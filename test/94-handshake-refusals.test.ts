@@ -77,10 +77,10 @@ interface ServerCase {
 const serverCases: ServerCase[] = [
   { name: 'a 513-byte datagram', send: (s) => s.send(Buffer.alloc(513, 1)), code: DisconnectCode.Protocol, reason: /513-byte message; at most 512/ },
   { name: 'a 200 KiB datagram', send: (s) => s.send(Buffer.alloc(200 * 1024, 1)), code: DisconnectCode.Protocol, reason: /204800-byte message; at most 512/ },
-  { name: 'Init with 3 fds', send: (s) => { const f = fdsToSend(3); s.send(init(), f.fds); return f.close; }, code: DisconnectCode.Protocol, reason: /more than 2 fds/ },
-  { name: 'Init with 253 fds', send: (s) => { const f = fdsToSend(253); s.send(init(), f.fds); return f.close; }, code: DisconnectCode.Protocol, reason: /more than 2 fds/ },
+  { name: 'Init with 3 fds', send: (s) => { const f = fdsToSend(3); s.send(init(), f.fds); return f.close; }, code: DisconnectCode.Protocol, reason: /more fds than maxFds \(2\)/ },
+  { name: 'Init with 253 fds', send: (s) => { const f = fdsToSend(253); s.send(init(), f.fds); return f.close; }, code: DisconnectCode.Protocol, reason: /more fds than maxFds \(2\)/ },
   {
-    name: 'AddRing with 3 fds', afterAck: true, code: DisconnectCode.Protocol, reason: /more than 2 fds/,
+    name: 'AddRing with 3 fds', afterAck: true, code: DisconnectCode.Protocol, reason: /more fds than maxFds \(2\)/,
     send: (s) => { const f = fdsToSend(3); s.send(encodeAddRing({ direction: 0, side: 0, ringIndex: 0, ringBytes: 4096 }), f.fds); return f.close; },
   },
   {
@@ -129,7 +129,7 @@ if (run) {
   const clientCases: ClientCase[] = [
     { name: 'a 513-byte datagram for Hello', act: async (s) => s.send(Buffer.alloc(513, 1)), code: DisconnectCode.Protocol, reason: /513-byte message; at most 512/ },
     { name: 'a 200 KiB datagram for Hello', act: async (s) => s.send(Buffer.alloc(200 * 1024, 1)), code: DisconnectCode.Protocol, reason: /204800-byte message; at most 512/ },
-    { name: 'Hello with 3 fds', act: async (s) => { const f = fdsToSend(3); s.send(hello(), f.fds); return f.close; }, code: DisconnectCode.Protocol, reason: /more than 2 fds/ },
+    { name: 'Hello with 3 fds', act: async (s) => { const f = fdsToSend(3); s.send(hello(), f.fds); return f.close; }, code: DisconnectCode.Protocol, reason: /more fds than maxFds \(2\)/ },
     {
       name: 'a corrupt server block', code: DisconnectCode.Protocol, reason: /corrupt|bad magic/,
       act: async (s, rec) => {

@@ -43,7 +43,7 @@ export class Inbox {
       closeAll(fds);
       const problems: string[] = [];
       if (flags & MSG_TRUNC || n > this.#buf.length) problems.push(`a ${this.#datagrams ? `${n}-byte message; at most ${this.#buf.length}` : `message larger than maxMessageSize (${this.#buf.length})`}`);
-      if (flags & MSG_CTRUNC) problems.push(`more than ${this.#fdsOut.length} fds with one message (maxFds, or this process's fd limit)`);
+      if (flags & MSG_CTRUNC) problems.push(`more fds than maxFds (${this.#fdsOut.length}) or the fd limit allows`);
       const error = ringwireError('ERR_MSG_TRUNCATED', `recvmsg: the peer sent ${problems.join(' and ')}; ${fds.length} fd(s) that arrived were closed`);
       return this.#datagrams ? { kind: 'truncated', error } : { kind: 'end', error };
     }

@@ -50,7 +50,7 @@ export function mapMemoryTable(regions: readonly MemoryRegionDescription[], fds:
         throw ringwireError('ERR_VHOST_PROTOCOL', `region ${i}: cannot map ${r.memorySize} bytes at offset ${r.mmapOffset} of its fd: ${(err as Error).message}`, { cause: err });
       }
       mapped.push(region);
-      return { guestPhysAddr: r.guestPhysAddr, userspaceAddr: r.userspaceAddr, size: r.memorySize, bytes: new Uint8Array(region.buffer) };
+      return { guestPhysAddr: r.guestPhysAddr, userspaceAddr: r.userspaceAddr, size: r.memorySize, buffer: region.buffer };
     });
     try {
       return new GuestMemory(init);

@@ -4,12 +4,24 @@
  * (sparse memfds, sealed, as QEMU's memory-backend-memfd makes them), kick storms from a guest,
  * and SET_MEM_TABLE replacing a table while the old mappings must go at once.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { addonAvailable } from '../lib/native/native.js';
+import { EventFd } from '../lib/native/eventfd.js';
+import { isRingwireError } from '../lib/errors.js';
 import { RngDevice } from '../virtio/devices/rng.js';
+import { GuestMemory } from '../virtio/memory.js';
+import { splitQueueLayout } from '../virtio/split-layout.js';
+import { SplitQueueDevice } from '../virtio/split-queue.js';
+import { SplitQueueDriver } from '../virtio/split-driver.js';
+import { drainQueue, VHOST_BYTE_WEIGHT, VHOST_PKT_WEIGHT, type VringHandle } from '../virtio/vhost-user/device.js';
+import { VringFdPayload } from '../virtio/vhost-user/payloads.js';
+import { VhostUserRequest as R } from '../virtio/vhost-user/protocol.js';
 import { FrontendGuest, type GuestQueue } from '../virtio/vhost-user/frontend-guest.js';
 import { VhostUserFrontend } from '../virtio/vhost-user/frontend.js';
 import { VhostUserServer } from '../virtio/vhost-user/server.js';
@@ -85,6 +97,117 @@ if (run) {
       assert.equal(r.logs, []);
     }));
   }
+}
+
+/** CPU seconds (user + system) `pid` has used, from /proc/<pid>/stat (clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The back-end in a child process (test/workers/vhost-backend.ts) and a way to ask for its timer ticks. */
+async function childBackend(s: Scratch): Promise<{ path: string; child: ChildProcess; probe(): Promise<{ ticks: number; runs: number; logs: string[] }> }> {
+  const path = join(s.dir, 'backend.sock');
+  const child = s.children.add(spawn(process.execPath, [fileURLToPath(new URL('./workers/vhost-backend.js', import.meta.url)), path], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const lines = createInterface({ input: child.stdout! });
+  const queue: string[] = [];
+  const waiters: Array<(l: string) => void> = [];
+  lines.on('line', (l) => { const w = waiters.shift(); if (w) w(l); else queue.push(l); });
+  const line = (): Promise<string> => withTimeout('back-end child line', 10000, () => new Promise<string>((r) => { const l = queue.shift(); if (l !== undefined) r(l); else waiters.push(r); }));
+  assert.equal(JSON.parse(await line()), { ready: true });
+  return {
+    path, child,
+    probe: async () => {
+      child.stdin!.write('\n');
+      return JSON.parse(await line()) as { ticks: number; runs: number; logs: string[] };
+    },
+  };
+}
+
+/** Back-end CPU seconds and timer ticks over `ms` of wall time. */
+async function measure(pid: number, probe: () => Promise<{ ticks: number; runs: number }>, ms: number): Promise<{ cpu: number; ticks: number; runs: number }> {
+  const p0 = await probe();
+  const c0 = cpuSeconds(pid);
+  await new Promise((r) => setTimeout(r, ms));
+  const cpu = cpuSeconds(pid) - c0;
+  const p1 = await probe();
+  return { cpu, ticks: p1.ticks - p0.ticks, runs: p1.runs - p0.runs };
+}
+
+if (run) {
+  test(`one drainQueue() completes at most ${VHOST_PKT_WEIGHT} chains and about ${VHOST_BYTE_WEIGHT} bytes, then asks to run again`, () => {
+    const size = 1024;
+    const chainBytes = 64 * 1024;
+    const memSize = 8 << 20;
+    const mem = new GuestMemory([{ guestPhysAddr: 0, size: memSize + (1 << 20), buffer: new SharedArrayBuffer(memSize + (1 << 20)) }]);
+    const addresses = splitQueueLayout(size, memSize);
+    const driver = new SplitQueueDriver({ memory: mem, size, addresses, eventIdx: false });
+    const queue = new SplitQueueDevice({ memory: mem, size, addresses, eventIdx: false });
+    // 1000 small chains, then a run of 64 KiB ones sharing one guest buffer.
+    for (let i = 0; i < 1000; i++) assert.ok(driver.add([], [{ addr: 0, len: 16 }]) !== null);
+    driver.publish();
+    let again = 0;
+    const handle: VringHandle = { index: 0, queue, notify: () => {}, runAgain: () => { again++; } };
+    let done = 0;
+    drainQueue(handle, (c) => { done++; return c.writableBytes; });
+    assert.is(done, VHOST_PKT_WEIGHT, 'chains per call');
+    assert.is(again, 1);
+    // The rest of the small ones, so the big ones come next.
+    drainQueue(handle, (c) => c.writableBytes, Infinity);
+    while (driver.popUsed());
+    for (let i = 0; i < 64; i++) assert.ok(driver.add([], [{ addr: 0, len: chainBytes }]) !== null);
+    driver.publish();
+    done = 0;
+    again = 0;
+    drainQueue(handle, (c) => { done++; return c.writableBytes; });
+    assert.is(done, VHOST_BYTE_WEIGHT / chainBytes, 'bytes per call');
+    assert.is(again, 1);
+  });
+
+  test('a kick eventfd in semaphore mode with a count of 2^53 is refused at SET_VRING_KICK; the back-end stays idle and its timers run', () => scratch('semaphore kick', 60000, async (s) => {
+    const b = await childBackend(s);
+    const fe = await VhostUserFrontend.connect(b.path);
+    const guest = new FrontendGuest();
+    s.defer(() => { fe.close(); guest.close(); });
+    await guest.start(fe, 1);
+    const sem = EventFd.create({ semaphore: true });
+    s.defer(() => sem.close());
+    sem.signal(Number.MAX_SAFE_INTEGER);
+    const err = await fe.requestAck(R.SET_VRING_KICK, VringFdPayload.encode(0), [sem.fd]).then(() => undefined, (e: Error) => e);
+    const { cpu, ticks } = await measure(b.child.pid!, b.probe, 1000);
+    console.log(`  semaphore kick: back-end used ${(cpu * 100).toFixed(0)}% of a core, ${ticks} timer ticks in 1 s`);
+    assert.ok(err, 'SET_VRING_KICK with a semaphore eventfd must be refused');
+    assert.ok(cpu < 0.3, `back-end used ${cpu} s of CPU in 1 s`);
+    assert.ok(ticks >= 20, `only ${ticks} ticks of a 10 ms timer in 1 s`);
+    assert.ok((await b.probe()).logs.some((l) => /semaphore mode/.test(l)));
+  }));
+
+  test('a guest that writes kicks in a loop gets bounded back-end CPU; the back-end keeps serving and its timers run', () => scratch('kick storm', 60000, async (s) => {
+    const b = await childBackend(s);
+    const fe = await VhostUserFrontend.connect(b.path);
+    const guest = new FrontendGuest();
+    s.defer(() => { fe.close(); guest.close(); });
+    await guest.start(fe, 1);
+    const q = guest.queues[0]!;
+    // The storm: another process writes 1 to the kick eventfd as fast as it can.
+    const writer = s.children.add(spawn(process.execPath, ['-e', "const fs=require('fs');const b=Buffer.alloc(8);b[0]=1;for(;;)fs.writeSync(3,b)"], { stdio: ['ignore', 'ignore', 'inherit', q.kick.fd] }));
+    await new Promise((r) => setTimeout(r, 100));
+    const { cpu, ticks, runs } = await measure(b.child.pid!, b.probe, 1000);
+    console.log(`  kick storm: back-end used ${(cpu * 100).toFixed(0)}% of a core, ran the queue ${runs} times, ${ticks} timer ticks in 1 s`);
+    // Still serving during the storm.
+    const buf = { addr: guest.alloc(64), len: 64 };
+    const head = q.driver.add([], [buf]);
+    const wake = called(q, 'call during the storm');
+    q.driver.publish();
+    await wake;
+    assert.is(q.driver.popUsed()?.id, head);
+    writer.kill('SIGKILL');
+    // A storming kick fd is looked at about once per KICK_STORM_PAUSE_MS (1 ms); unbounded, it was tens of thousands.
+    assert.ok(runs <= 2000, `the queue ran ${runs} times in 1 s of kick storm`);
+    assert.ok(cpu < 0.5, `back-end used ${cpu} s of CPU in 1 s of kick storm`);
+    assert.ok(ticks >= 20, `only ${ticks} ticks of a 10 ms timer in 1 s`);
+  }));
 }
 
 test.run();

@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { addonAvailable } from '../lib/native/native.js';
+import { Region } from '../lib/native/region.js';
+import { MemoryTablePayload } from '../virtio/vhost-user/payloads.js';
 import { EventFd } from '../lib/native/eventfd.js';
 import { isRingwireError } from '../lib/errors.js';
 import { RngDevice } from '../virtio/devices/rng.js';
@@ -63,9 +65,9 @@ async function rig(device: RngDevice, { dir, defer }: Scratch, guestOptions: Con
   return { server, fe, guest, logs };
 }
 
-/** Mappings of this process whose path names the memfd `name`. */
-function mappingsOf(name: string): number {
-  return readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.includes(`/memfd:${name}`)).length;
+/** Mappings of process `pid` whose path names the memfd `name`. */
+function mappingsOf(pid: number | 'self', name: string): number {
+  return readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').filter((l) => l.includes(`/memfd:${name} `)).length;
 }
 
 if (run) {
@@ -208,6 +210,44 @@ if (run) {
     assert.ok(cpu < 0.5, `back-end used ${cpu} s of CPU in 1 s of kick storm`);
     assert.ok(ticks >= 20, `only ${ticks} ticks of a 10 ms timer in 1 s`);
   }));
+}
+
+if (run) {
+  test('SET_MEM_TABLE replacing a table unmaps the old regions at once, and a closed connection unmaps the rest (/proc/<pid>/maps)', () => scratch('mem table unmap', 60000, async (s) => {
+    const b = await childBackend(s);
+    const pid = b.child.pid!;
+    const fe = await VhostUserFrontend.connect(b.path);
+    const guest = new FrontendGuest({ memorySize: 8 << 20 });
+    s.defer(() => { fe.close(); guest.close(); });
+    await guest.start(fe, 1);
+    assert.is(mappingsOf(pid, 'ringwire-test-guest'), 1, 'the first table is mapped');
+    const next = Region.create('ringwire-test-table-2', 4 << 20);
+    next.seal({ shrink: true, grow: true });
+    s.defer(() => next.close());
+    await fe.requestAck(R.SET_MEM_TABLE, MemoryTablePayload.encode([
+      { guestPhysAddr: 0n, memorySize: BigInt(next.size), userspaceAddr: 0x7e00_0000_0000n, mmapOffset: 0n },
+    ]), [next.fd]);
+    assert.is(mappingsOf(pid, 'ringwire-test-guest'), 0, 'the replaced table is unmapped before the reply');
+    assert.is(mappingsOf(pid, 'ringwire-test-table-2'), 1);
+    fe.close();
+    for (let i = 0; i < 200 && mappingsOf(pid, 'ringwire-test-table-2') > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.is(mappingsOf(pid, 'ringwire-test-table-2'), 0, 'a closed connection leaves no mapping');
+    // (The queue's rings are not in the new table, so it logged that it cannot start: what a back-end should say.)
+    assert.equal((await b.probe()).logs.filter((l) => /internal error/.test(l)), []);
+  }));
+
+  test('Region.release(): the file is unmapped at once and a view still held reads zeros instead of faulting', () => {
+    const r = Region.create('ringwire-test-release', 1 << 20);
+    const view = new Uint8Array(r.buffer);
+    view.fill(7);
+    assert.is(mappingsOf('self', 'ringwire-test-release'), 1);
+    r.release();
+    assert.is(mappingsOf('self', 'ringwire-test-release'), 0);
+    assert.is(view[12345], 0);
+    view[1] = 9;
+    assert.is(view[1], 9, 'a stale writer writes private memory');
+    r.release();
+  });
 }
 
 test.run();

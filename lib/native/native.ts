@@ -26,6 +26,8 @@ export interface NativeAddon {
   addSeals(fd: number, seals: number): number;
   getSeals(fd: number): number;
   mmap(fd: number, offset: number, length: number, writable: boolean): SharedArrayBuffer | number;
+  /** Replaces the mapping behind a buffer mmap() returned (`first` views its first byte) with private zero pages. */
+  releaseMapping(first: Uint8Array): number;
   close(fd: number): number;
   dup(fd: number): number;
   setNonblocking(fd: number): number;

@@ -13,7 +13,7 @@ import { FdSocket } from '../lib/native/unix-socket.js';
 import { connect, listen, type Channel } from '../lib/index.js';
 import { RingSet, FrameQueue } from '../lib/channel/handshake.js';
 import { AckView, Msg, encodeConnect, encodeInit, type Frame } from '../lib/channel/protocol.js';
-import { prng, requireOrSkip, scratch, testSeed } from './helpers.js';
+import { prng, requireOrSkip, scratch, testSeed } from './helpers/index.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 const PER_STEP = Number(process.env.RINGWIRE_KILLS_PER_STEP ?? 200);

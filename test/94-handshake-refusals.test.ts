@@ -15,7 +15,7 @@ import { connect, listen, type Refusal } from '../lib/index.js';
 import {
   AckView, DisconnectCode, DisconnectView, Frame, Msg, encodeAddRing, encodeHello, encodeInit,
 } from '../lib/channel/protocol.js';
-import { requireOrSkip, scratch } from './helpers.js';
+import { requireOrSkip, scratch } from './helpers/index.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 

@@ -27,7 +27,7 @@ import { VhostUserRequest as R } from '../virtio/vhost-user/protocol.js';
 import { FrontendGuest, type GuestQueue } from '../virtio/vhost-user/frontend-guest.js';
 import { VhostUserFrontend } from '../virtio/vhost-user/frontend.js';
 import { VhostUserServer } from '../virtio/vhost-user/server.js';
-import { prng, requireOrSkip, scratch, testSeed, withTimeout, type Scratch } from './helpers.js';
+import { prng, requireOrSkip, scratch, testSeed, withTimeout, type Scratch } from './helpers/index.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 const seed = testSeed();

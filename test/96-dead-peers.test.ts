@@ -11,7 +11,15 @@ import * as assert from 'uvu/assert';
 import { allocateRing } from '../lib/ring/ring-memory.js';
 import { RingKind } from '../lib/ring/layout.js';
 import { MpscConsumer, MpscProducer } from '../lib/ring/mpsc.js';
-import { prng, testSeed } from './helpers/index.js';
+import { addonAvailable } from '../lib/native/native.js';
+import { isRingwireError } from '../lib/errors.js';
+import {
+  attachMpscConsumer, attachSpscConsumer, createMpscConsumerHalf, createSpscConsumerHalf,
+} from '../lib/process/process-ring.js';
+import { prng, requireOrSkip, scratch, testSeed } from './helpers/index.js';
+import { CHILD_WAIT_MS, joinProducer, startChild, startRingPeer } from './helpers/ring-child.js';
+
+const native = requireOrSkip('native addon', addonAvailable());
 
 const TIMEOUT = 1000;
 
@@ -94,5 +102,48 @@ test('a reservation made after the timer started still gets its own full timeout
   slow.commit();
   assert.equal(drain(c), [7]);
 }));
+
+if (native) {
+  for (const via of ['socket', 'pid'] as const) {
+    test(`process ring: a consumer waiting for data notices its producer SIGKILLed (liveness by ${via})`, () => scratch(`liveness ${via}`, 60000, async ({ dir, children, own }) => {
+      const half = own(createSpscConsumerHalf(1 << 12, 'parent-consumer'));
+      // The child sends 10 messages, then waits for word from us that never comes.
+      const { child, peerFds } = await startRingPeer(children, dir, 'spsc-producer', { count: 1000, capacity: 1 << 12, groupSize: 10 }, half.fds);
+      const pr = attachSpscConsumer(half, peerFds, { peer: via === 'socket' ? { socket: child.sock } : { pid: child.proc.pid! } });
+      children.onCleanup(pr.close);
+      let got = 0;
+      while (got < 10) {
+        got += pr.ring.drain(() => {}, 64);
+        if (got < 10) assert.ok(await pr.ring.waitForData({ timeoutMs: CHILD_WAIT_MS, signal: pr.signal }));
+      }
+      const waiting = pr.ring.waitForData({ signal: pr.signal }).then(() => 'woke', (e: Error) => e);
+      assert.is(pr.peerGone, false);
+      child.proc.kill('SIGKILL');
+      const err = await waiting;
+      assert.ok(err instanceof Error && isRingwireError(err, 'ERR_ABORTED'), `the wait ended with ${String(err)}`);
+      assert.ok(isRingwireError((err as Error).cause, 'ERR_PEER_GONE'), String((err as Error).cause));
+      assert.is(pr.peerGone, true);
+      assert.ok(isRingwireError(pr.signal.reason, 'ERR_PEER_GONE'));
+    }));
+  }
+
+  test('process ring: an MPSC consumer drops the space bell of a producer that died (liveness by pid) and says so', () => scratch('mpsc liveness', 60000, async ({ dir, children, own }) => {
+    const half = own(createMpscConsumerHalf(1 << 14, 'parent-mpsc'));
+    const consumer = attachMpscConsumer(half, { abandonTimeoutMs: 200 });
+    children.onCleanup(consumer.close);
+    const child = await startChild(children, dir, 'producer', 'mpsc-producer', { count: 1000, producerId: 1, stallAfter: 5 });
+    let gone: Error | undefined;
+    const died = new Promise<void>((resolve) => {
+      void joinProducer(child, half.fds, (fd) => consumer.addProducer(fd, { peer: { pid: child.proc.pid! }, onGone: (e) => { gone = e; resolve(); } }));
+    });
+    while (consumer.ring.stats().messages < 5) {
+      consumer.ring.drain(() => {}, 64);
+      await consumer.ring.waitForData({ timeoutMs: 100 });
+    }
+    child.proc.kill('SIGKILL');
+    await died;
+    assert.ok(isRingwireError(gone, 'ERR_PEER_GONE'));
+  }));
+}
 
 test.run();

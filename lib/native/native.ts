@@ -30,6 +30,8 @@ export interface NativeAddon {
   releaseMapping(first: Uint8Array): number;
   close(fd: number): number;
   dup(fd: number): number;
+  /** pidfd_open(pid, 0): a close-on-exec fd that becomes readable when the process exits. */
+  pidfdOpen(pid: number): number;
   setNonblocking(fd: number): number;
   strerror(errno: number): string;
   eventfdCreate(semaphore: boolean): number;

@@ -34,6 +34,7 @@ bool Float64ArrayArg(const Napi::CallbackInfo& info, size_t i, double** data, si
 // whole mapping when the last reference to it, in any thread, is gone. On failure the mapping is
 // unmapped and -ENOMEM returned.
 Napi::Value NewMappedSharedArrayBuffer(Napi::Env env, void* base, size_t dataOffset, size_t length);
+Napi::Value ReleaseMapping(const Napi::CallbackInfo& info);
 
 void InitFd(Napi::Env env, Napi::Object exports);
 void InitRegion(Napi::Env env, Napi::Object exports);

@@ -1,5 +1,6 @@
 // Generic fd calls shared by every kind of fd the addon hands out.
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -28,6 +29,20 @@ Napi::Value Dup(const Napi::CallbackInfo& info) {
   return SyscallResult(env, fcntl(fd, F_DUPFD_CLOEXEC, 0));
 }
 
+// pidfdOpen(pid) -> close-on-exec pidfd | -errno (ESRCH: no such process). A pidfd refers to the
+// process itself, not its number, and becomes readable when the process exits (Linux 5.3+).
+Napi::Value PidfdOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t pid;
+  if (!IntArg(info, 0, &pid) || pid <= 0 || pid > INT32_MAX) return NegErrno(env, EINVAL);
+#ifdef SYS_pidfd_open
+  // pidfd_open's fd is always close-on-exec.
+  return SyscallResult(env, static_cast<int>(syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0)));
+#else
+  return NegErrno(env, ENOSYS);
+#endif
+}
+
 // strerror(errno) -> the C library's description.
 Napi::Value StrError(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -54,6 +69,7 @@ Napi::Value SetNonblocking(const Napi::CallbackInfo& info) {
 void InitFd(Napi::Env env, Napi::Object exports) {
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
+  exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
   exports.Set("setNonblocking", Napi::Function::New(env, SetNonblocking, "setNonblocking"));
   exports.Set("strerror", Napi::Function::New(env, StrError, "strerror"));
 }

@@ -105,6 +105,7 @@ void InitRegion(Napi::Env env, Napi::Object exports) {
   exports.Set("addSeals", Napi::Function::New(env, AddSeals, "addSeals"));
   exports.Set("getSeals", Napi::Function::New(env, GetSeals, "getSeals"));
   exports.Set("mmap", Napi::Function::New(env, Mmap, "mmap"));
+  exports.Set("releaseMapping", Napi::Function::New(env, ReleaseMapping, "releaseMapping"));
 }
 
 }  // namespace ringwire

@@ -19,7 +19,9 @@
 #include <sys/mman.h>
 
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "state.h"
 
@@ -54,11 +56,33 @@ namespace ringwire {
 
 namespace {
 
+// Every live mapping made here, by the address of its buffer's first byte: releaseMapping() may
+// only replace pages it can prove are one of ours. Process-wide on purpose (mappings are, and the
+// deleter runs on whichever thread frees the last reference), hence the lock.
+struct Mapping {
+  size_t length;
+  size_t pageOffset;
+};
+std::mutex mappingsLock;
+std::unordered_map<uintptr_t, Mapping>& Mappings() {
+  static auto* mappings = new std::unordered_map<uintptr_t, Mapping>();
+  return *mappings;
+}
+
 // The buffer may start inside the first page (a mapping at an unaligned file offset); the page
 // offset travels as the deleter's hint so no allocation outlives the environment.
 void UnmapRegion(void* data, size_t length, void* hint) {
   size_t pageOffset = reinterpret_cast<uintptr_t>(hint);
+  {
+    std::lock_guard<std::mutex> hold(mappingsLock);
+    Mappings().erase(reinterpret_cast<uintptr_t>(data));
+  }
   munmap(static_cast<char*>(data) - pageOffset, length + pageOffset);
+}
+
+void Remember(void* data, size_t length, size_t pageOffset) {
+  std::lock_guard<std::mutex> hold(mappingsLock);
+  Mappings()[reinterpret_cast<uintptr_t>(data)] = Mapping{length, pageOffset};
 }
 
 struct Span {
@@ -98,6 +122,7 @@ Napi::Value NewMappedSharedArrayBuffer(Napi::Env env, void* base, size_t dataOff
   void* data = static_cast<char*>(base) + dataOffset;
   void* hint = reinterpret_cast<void*>(static_cast<uintptr_t>(dataOffset));
   AddonState* state = env.GetInstanceData<AddonState>();
+  Remember(data, length, dataOffset);
   if (state->sabPath == SabPath::kExternal) {
     // This finalizer gets no length, so the mapping span travels in a small allocation it frees.
     Span* span = new Span{length, dataOffset};
@@ -124,6 +149,30 @@ Napi::Value NewMappedSharedArrayBuffer(Napi::Env env, void* base, size_t dataOff
 #endif
   UnmapRegion(data, length, hint);
   return NegErrno(env, ENOSYS);
+}
+
+// releaseMapping(first: Uint8Array) -> 0 | -errno, where `first` views the first byte(s) of a
+// buffer mmap() returned. Replaces the whole mapping, at the same address, with private anonymous
+// pages (MAP_FIXED: atomic, no gap another mmap could take): the file is released now instead of
+// whenever the garbage collector frees the buffer, a view still held reads zeros instead of
+// faulting, and the deleter later unmaps the placeholder as it would have the file. -EINVAL for a
+// buffer this addon did not map.
+Napi::Value ReleaseMapping(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t* data;
+  size_t len;
+  if (!BytesArg(info, 0, &data, &len)) return NegErrno(env, EINVAL);
+  Mapping m;
+  {
+    std::lock_guard<std::mutex> hold(mappingsLock);
+    auto it = Mappings().find(reinterpret_cast<uintptr_t>(data));
+    if (it == Mappings().end()) return NegErrno(env, EINVAL);
+    m = it->second;
+  }
+  void* start = data - m.pageOffset;
+  void* r = mmap(start, m.length + m.pageOffset, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+  if (r == MAP_FAILED) return NegErrno(env, errno);
+  return Napi::Number::New(env, 0);
 }
 
 // Chooses the path for this environment and exports what was chosen as `sharedBuffer`:

@@ -111,8 +111,10 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
   return SyscallResult(env, r);
 }
 
-// recvmsg(fd, data: Uint8Array, fdsOut: Int32Array, meta: Int32Array(2)) -> bytes | -errno.
-// meta = [fds received, msg_flags]. Control space is sized for fdsOut.length fds; when more arrive
+// recvmsg(fd, data: Uint8Array, fdsOut: Int32Array, meta: Int32Array(2), realLength?: boolean)
+// -> bytes | -errno. meta = [fds received, msg_flags]. With realLength (seqpacket only: on a stream
+// MSG_TRUNC would discard bytes) a datagram longer than `data` returns its full length, so a
+// refusal can say how large it was; the bytes past `data` are discarded either way. Control space is sized for fdsOut.length fds; when more arrive
 // the kernel sets MSG_CTRUNC and drops the rest, and the caller decides what to do with those that
 // did arrive. Received fds are close-on-exec.
 Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
@@ -127,6 +129,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   if (!FdArg(info, 0, &fd) || !BytesArg(info, 1, &data, &len) || !Int32ArrayArg(info, 2, &fdsOut, &maxFds) ||
       !Int32ArrayArg(info, 3, &meta, &metaLen) || maxFds > kMaxFds || metaLen < 2)
     return NegErrno(env, EINVAL);
+  bool realLength = info.Length() > 4 && info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
   iovec iov = {data, len};
   msghdr msg = {};
   msg.msg_iov = &iov;
@@ -137,7 +140,7 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
     msg.msg_controllen = CMSG_SPACE(maxFds * sizeof(int));
   }
   ssize_t r;
-  do r = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  do r = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT | (realLength ? MSG_TRUNC : 0));
   while (r < 0 && errno == EINTR);
   if (r < 0) return NegErrno(env, errno);
   size_t got = 0;

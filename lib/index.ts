@@ -13,4 +13,11 @@ export { EventFdDoorbell } from './native/doorbell-eventfd.js';
 export { FdSocket, FdServer, type PeerCred, type SocketType } from './native/unix-socket.js';
 export { addonAvailable } from './native/native.js';
 export * from './process/shm-ring.js';
+export {
+  createSpscProducerHalf, createSpscConsumerHalf, createMpscConsumerHalf, createMpscProducerHalf,
+  attachSpscProducer, attachSpscConsumer, attachMpscProducer, attachMpscConsumer, DoorbellGroup, FdInbox,
+  type RingHalf, type SpscProducerHalf, type SpscConsumerHalf, type MpscConsumerHalf, type MpscProducerHalf,
+  type ProcessRing, type PeerRing, type MpscProcessConsumer, type ProcessRingOptions, type FdMessage,
+} from './process/process-ring.js';
+export { watchPeer, type PeerLiveness } from './process/liveness.js';
 export * from './channel/index.js';

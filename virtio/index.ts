@@ -17,7 +17,7 @@ export { SplitQueueDriver } from './split-driver.js';
 export type { GuestBuffer, SplitQueueDriverOptions, UsedElement } from './split-driver.js';
 export * from './vhost-user/protocol.js';
 export * from './vhost-user/payloads.js';
-export { VhostUserDevice, drainQueue, TRANSPORT_FEATURES, VIRTIO_F_VERSION_1 } from './vhost-user/device.js';
+export { VhostUserDevice, drainQueue, VHOST_PKT_WEIGHT, VHOST_BYTE_WEIGHT, TRANSPORT_FEATURES, VIRTIO_F_VERSION_1 } from './vhost-user/device.js';
 export type { VringHandle } from './vhost-user/device.js';
 export { VhostUserServer } from './vhost-user/server.js';
 export type { VhostUserServerOptions } from './vhost-user/server.js';

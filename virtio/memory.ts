@@ -12,6 +12,11 @@
  * bigint arithmetic otherwise. A range must lie inside ONE region: a range that touches two adjacent
  * regions is rejected, not stitched, because the two host mappings are not contiguous.
  *
+ * Size: a region may be as large as the kernel lets us map (VMs have 8-64 GiB, often above the 4 GiB
+ * hole), but one typed array cannot span more than 2^32 bytes on Node 20. So a region keeps its
+ * whole mapping as the (Shared)ArrayBuffer, which can, and a translated range is a window into it:
+ * a descriptor's buffer is at most 4 GiB (its len is a u32), so its window always fits.
+ *
  * Concurrency contract: immutable after construction; any thread holding the same buffers may use
  * its own GuestMemory over them. Replacing the map (vhost-user SET_MEM_TABLE) means building a new one.
  */
@@ -27,10 +32,14 @@ export interface GuestMemoryRegionInit {
   size: GuestAddress;
   /** The front-end's virtual address of the region's first byte (vhost-user ring addresses). Defaults to guestPhysAddr. */
   userspaceAddr?: GuestAddress;
-  /** Offset of the region's first byte inside `bytes` (vhost-user mmap_offset). Defaults to 0. */
+  /** Offset of the region's first byte inside the mapping (vhost-user mmap_offset). Defaults to 0. */
   mmapOffset?: GuestAddress;
-  /** The host mapping: a view of a (Shared)ArrayBuffer holding at least mmapOffset + size bytes. */
-  bytes: Uint8Array;
+  /**
+   * The host mapping, holding at least mmapOffset + size bytes: a view of a (Shared)ArrayBuffer, or
+   * the buffer itself (needed past 4 GiB, where no single view reaches). Exactly one of the two.
+   */
+  bytes?: Uint8Array;
+  buffer?: ArrayBuffer | SharedArrayBuffer;
 }
 
 /** A validated region. Bounds are half-open: [start, start + size). */
@@ -39,8 +48,14 @@ export interface GuestMemoryRegion {
   readonly userspaceAddr: bigint;
   readonly size: number;
   readonly mmapOffset: number;
-  /** Exactly the region's bytes: byte i is guest-physical address guestPhysAddr + i. */
-  readonly bytes: Uint8Array;
+  /** The mapping; the region's byte i (guest-physical address guestPhysAddr + i) is its byte byteOffset + i. */
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
+  readonly byteOffset: number;
+}
+
+/** The window [offset, offset + len) of a region (bounds already checked). */
+export function regionView(r: GuestMemoryRegion, offset: number, len: number): Uint8Array {
+  return new Uint8Array(r.buffer, r.byteOffset + offset, len);
 }
 
 export type AddressSpace = 'guest-physical' | 'user-virtual';
@@ -86,17 +101,17 @@ export class GuestMemory {
       const size64 = toU64(r.size, `region ${i} size`);
       const uva = r.userspaceAddr === undefined ? gpa : toU64(r.userspaceAddr, `region ${i} userspaceAddr`);
       const off64 = r.mmapOffset === undefined ? 0n : toU64(r.mmapOffset, `region ${i} mmapOffset`);
-      if (!(r.bytes instanceof Uint8Array)) throw ringwireError('ERR_INVALID_ARG', `region ${i} bytes must be a Uint8Array`);
+      const { buffer, byteOffset, byteLength } = mapping(r, i);
       if (size64 === 0n) throw ringwireError('ERR_OUT_OF_RANGE', `region ${i} is empty`);
       if (gpa + size64 > U64_LIMIT || uva + size64 > U64_LIMIT) {
         throw ringwireError('ERR_OUT_OF_RANGE', `region ${i} wraps past 2^64`);
       }
-      if (off64 + size64 > BigInt(r.bytes.byteLength)) {
-        throw ringwireError('ERR_OUT_OF_RANGE', `region ${i} needs mmapOffset + size = ${off64 + size64} bytes, mapping has ${r.bytes.byteLength}`);
+      if (off64 + size64 > BigInt(byteLength)) {
+        throw ringwireError('ERR_OUT_OF_RANGE', `region ${i} needs mmapOffset + size = ${off64 + size64} bytes, mapping has ${byteLength}`);
       }
       const size = Number(size64);
       const mmapOffset = Number(off64);
-      out.push({ guestPhysAddr: gpa, userspaceAddr: uva, size, mmapOffset, bytes: r.bytes.subarray(mmapOffset, mmapOffset + size) });
+      out.push({ guestPhysAddr: gpa, userspaceAddr: uva, size, mmapOffset, buffer, byteOffset: byteOffset + mmapOffset });
     }
     const gpaBounds = out.map((r) => bounds(r.guestPhysAddr, r.size));
     const uvaBounds = out.map((r) => bounds(r.userspaceAddr, r.size));
@@ -118,7 +133,7 @@ export class GuestMemory {
     if (i < 0) return undefined;
     const b = table[i]!;
     const offset = typeof addr === 'number' && !Number.isNaN(b.startN) ? addr - b.startN : Number(BigInt(addr) - b.start);
-    return this.regions[i]!.bytes.subarray(offset, offset + len);
+    return regionView(this.regions[i]!, offset, len);
   }
 
   /** Like lookup() for guest-physical addresses, but throws ERR_GUEST_MEMORY on a miss. */
@@ -150,6 +165,17 @@ export class GuestMemory {
       `${space} range 0x${a.toString(16)}+${len} ${inSome ? 'runs past the end of its region (ranges spanning two regions are not supported)' : 'is not in any region'}`,
     );
   }
+}
+
+/** The buffer behind a region's init, where the region's mapping starts in it, and its length. */
+function mapping(r: GuestMemoryRegionInit, i: number): { buffer: ArrayBuffer | SharedArrayBuffer; byteOffset: number; byteLength: number } {
+  if (r.bytes !== undefined && r.buffer !== undefined) throw ringwireError('ERR_INVALID_ARG', `region ${i}: give bytes or buffer, not both`);
+  if (r.bytes !== undefined) {
+    if (!(r.bytes instanceof Uint8Array)) throw ringwireError('ERR_INVALID_ARG', `region ${i} bytes must be a Uint8Array`);
+    return { buffer: r.bytes.buffer, byteOffset: r.bytes.byteOffset, byteLength: r.bytes.byteLength };
+  }
+  if (r.buffer instanceof ArrayBuffer || r.buffer instanceof SharedArrayBuffer) return { buffer: r.buffer, byteOffset: 0, byteLength: r.buffer.byteLength };
+  throw ringwireError('ERR_INVALID_ARG', `region ${i} needs bytes (a Uint8Array) or buffer (an ArrayBuffer or SharedArrayBuffer)`);
 }
 
 /** Index of the region holding all of [addr, addr + len), or -1. A zero-length range may sit at a region's end. */

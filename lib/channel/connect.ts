@@ -61,7 +61,7 @@ export async function connect(address: string, opts: ConnectOptions = {}): Promi
   } else if (a.kind === 'tcp') {
     link = await connectTcp(a.host, a.port, { name, secret, timeoutMs, connectTimeoutMs, maxMessageSize: sendRingBytes, maxRingBytes, tls: opts.tls });
   } else {
-    const sock = await FdSocket.connect(socketAddress(a), { maxMessageSize: MAX_HANDSHAKE_MESSAGE, maxFds: 2, timeoutMs: connectTimeoutMs });
+    const sock = await FdSocket.connect(socketAddress(a), { maxMessageSize: MAX_HANDSHAKE_MESSAGE, maxFds: 2, truncated: 'report', timeoutMs: connectTimeoutMs });
     sock.on('error', () => {});
     try {
       link = await clientHandshake(sock, sock.peerCred(), { name, secret, sendRingBytes, receiveRingBytes, maxRingBytes, timeoutMs, spin: opts.spin, address: a.text });

@@ -137,7 +137,13 @@ export async function serverHandshake(sock: FdSocket, cred: PeerCred, o: ServerH
     const { producer, consumer, bells, wake } = rings.open(o.spin);
     rings = undefined;
     frames.dispose();
-    sock.send(encodeConnected());
+    try {
+      // A peer that died after Connect fails this send; the bells are ours alone until the link takes them.
+      sock.send(encodeConnected());
+    } catch (err) {
+      for (const b of bells) b.close();
+      throw handshakeError('ERR_PEER_GONE', undefined, `the peer went away before Connected could be sent: ${(err as Error).message}`, err);
+    }
     return new ShmLink(sock, producer, consumer, bells, wake, peer, o.address, `pid ${cred.pid}`);
   } catch (err) {
     frames.dispose();

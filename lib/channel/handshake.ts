@@ -5,12 +5,13 @@
  * run it.
  */
 import { fstatSync } from 'node:fs';
-import { ringwireError, type ErrorCode, type RingwireError } from '../errors.js';
+import { isRingwireError, ringwireError, type ErrorCode, type RingwireError } from '../errors.js';
 import { EventFdDoorbell } from '../native/doorbell-eventfd.js';
 import { CONSUMER_BLOCK_SIZE, RingKind, producerBlockSize } from '../ring/layout.js';
 import { Region } from '../native/region.js';
 import { createBlockRegion } from '../process/shm-ring.js';
 import { SpscConsumer, SpscProducer } from '../ring/spsc.js';
+import { attachConsumerBlock, attachProducerBlock } from '../ring/ring-memory.js';
 import { closeFd } from '../native/native.js';
 import type { FdSocket } from '../native/unix-socket.js';
 import {
@@ -56,11 +57,26 @@ export class FrameQueue {
   #waiter: { resolve(f: Frame): void; reject(e: Error): void } | undefined;
   #sock: FdSocket;
   #onMessage = (data: Buffer, fds: number[]): void => this.#push(data, fds);
-  #onClose = (): void => this.#fail(handshakeError('ERR_PEER_GONE', undefined, 'the peer closed the socket during the handshake'));
+  /** Why the socket failed, if it did: the close that follows is then not the peer's doing. */
+  #socketError: RingwireError | undefined;
+  #onError = (err: RingwireError): void => {
+    this.#socketError ??= err;
+  };
+  #onClose = (): void => {
+    const e = this.#socketError;
+    this.#fail(e ? handshakeError(e.code, undefined, `the handshake socket failed: ${e.message}`, e) : handshakeError('ERR_PEER_GONE', undefined, 'the peer closed the socket during the handshake'));
+  };
+  /** A datagram over MAX_HANDSHAKE_MESSAGE or with more fds than any message carries (the socket dropped it whole). */
+  #onTruncated = (err: RingwireError): void => {
+    if (this.#overflowed) return;
+    this.#fail(handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `malformed handshake message: ${err.message.replace(/^recvmsg: /, '')}`, err));
+  };
 
   constructor(sock: FdSocket, readonly timeoutMs: number) {
     this.#sock = sock;
     sock.on('message', this.#onMessage);
+    sock.on('error', this.#onError);
+    sock.on('truncated', this.#onTruncated);
     sock.on('close', this.#onClose);
   }
 
@@ -120,6 +136,8 @@ export class FrameQueue {
   /** Stops listening and closes the fds of frames never taken. */
   dispose(): void {
     this.#sock.off('message', this.#onMessage);
+    this.#sock.off('error', this.#onError);
+    this.#sock.off('truncated', this.#onTruncated);
     this.#sock.off('close', this.#onClose);
     for (const f of this.#frames) for (const fd of f.fds) closeFd(fd);
     this.#frames = [];
@@ -261,6 +279,13 @@ export class RingSet {
       } catch (err) {
         throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `AddRing doorbell: ${(err as Error).message}`, err);
       }
+      try {
+        // The header the ring will trust from now on; a peer that scribbles on it later meets ERR_RING_CORRUPT in the ring.
+        if (a.side === BlockSide.Producer) attachProducerBlock({ buffer: region.buffer }, RingKind.Spsc);
+        else attachConsumerBlock({ buffer: region.buffer }, RingKind.Spsc, a.ringBytes);
+      } catch (err) {
+        throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `AddRing block is corrupt: ${(err as Error).message}`, err);
+      }
       // The mapping outlives the fd; keeping it open would only cost an fd per block.
       region.closeFd();
       this.#peer.set(key, { region, bell });
@@ -299,14 +324,22 @@ export class RingSet {
     const peerCons = this.#peer.get(`${out}:${BlockSide.Consumer}`)!;
     const peerProd = this.#peer.get(`${inbound}:${BlockSide.Producer}`)!;
     const opts = spin === undefined ? {} : { spin };
-    const producer = new SpscProducer(
-      { producer: { buffer: ownProd.region.buffer }, consumer: { buffer: peerCons.region.buffer } },
-      { dataBell: peerCons.bell, spaceBell: ownProd.bell, ...opts },
-    );
-    const consumer = new SpscConsumer(
-      { producer: { buffer: peerProd.region.buffer }, consumer: { buffer: ownCons.region.buffer } },
-      { dataBell: ownCons.bell, spaceBell: peerProd.bell, ...opts },
-    );
+    let producer: SpscProducer;
+    let consumer: SpscConsumer;
+    try {
+      producer = new SpscProducer(
+        { producer: { buffer: ownProd.region.buffer }, consumer: { buffer: peerCons.region.buffer } },
+        { dataBell: peerCons.bell, spaceBell: ownProd.bell, ...opts },
+      );
+      consumer = new SpscConsumer(
+        { producer: { buffer: peerProd.region.buffer }, consumer: { buffer: ownCons.region.buffer } },
+        { dataBell: ownCons.bell, spaceBell: peerProd.bell, ...opts },
+      );
+    } catch (err) {
+      // The peer rewrote a block after we checked and acked it: its fault, not ours.
+      if (isRingwireError(err, 'ERR_RING_CORRUPT')) throw handshakeError('ERR_HANDSHAKE', DisconnectCode.Protocol, `peer ring block is corrupt: ${err.message}`, err);
+      throw err;
+    }
     for (const o of this.#own) o.region.close();
     return { producer, consumer, bells: [ownProd.bell, ownCons.bell, peerCons.bell, peerProd.bell], wake: { bell: ownCons.bell, consumerBlock: ownCons.region.buffer } };
   }

@@ -103,6 +103,10 @@ export class ShmLink implements Link {
       else this.#why = { code: DisconnectCode.Protocol, reason: 'the peer sent a handshake message after the handshake' };
       sock.close();
     });
+    sock.on('truncated', () => {
+      this.#why = { code: DisconnectCode.Protocol, reason: 'the peer sent an oversized handshake message after the handshake' };
+      sock.close();
+    });
     sock.on('error', () => {});
     sock.on('close', () => {
       if (this.#closed) return;

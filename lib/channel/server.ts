@@ -77,7 +77,7 @@ export class ChannelServer extends EventEmitter {
 
   #listenUnix(address: string, hooks: AcceptorHooks): Acceptor {
     const o = this.#opts;
-    const fdServer = FdServer.listen(address, { maxMessageSize: MAX_HANDSHAKE_MESSAGE, maxFds: 2, ...(o.mode !== undefined ? { mode: o.mode } : {}) });
+    const fdServer = FdServer.listen(address, { maxMessageSize: MAX_HANDSHAKE_MESSAGE, maxFds: 2, truncated: 'report', ...(o.mode !== undefined ? { mode: o.mode } : {}) });
     const handshake = {
       name: o.name ?? 'ringwire',
       secret: secretBytes(o.secret),

@@ -24,6 +24,8 @@ export interface FdSocket {
   on(event: 'message', listener: (data: Buffer, fds: number[]) => void): this;
   on(event: 'error', listener: (err: RingwireError) => void): this;
   on(event: 'close' | 'drain', listener: () => void): this;
+  /** Only with `truncated: 'report'`: a message over the limits was dropped (its fds closed); the socket stays open. */
+  on(event: 'truncated', listener: (err: RingwireError) => void): this;
   once(event: 'message', listener: (data: Buffer, fds: number[]) => void): this;
   once(event: 'error', listener: (err: RingwireError) => void): this;
   once(event: 'close' | 'drain', listener: () => void): this;
@@ -40,12 +42,14 @@ export class FdSocket extends EventEmitter {
   #closedLocally = false;
   #outbox = new Outbox();
   #inbox: Inbox;
+  #reportTruncated: boolean;
 
   private constructor(fd: number, opts: Required<FdSocketOptions>) {
     super();
     this.type = opts.type;
     this.#fd = fd;
-    this.#inbox = new Inbox(opts.maxMessageSize, opts.maxFds);
+    this.#inbox = new Inbox(opts.maxMessageSize, opts.maxFds, opts.type === 'seqpacket');
+    this.#reportTruncated = opts.truncated === 'report';
     const addon = native();
     this.#poller = new addon.Poller();
     check('uv_poll_init', this.#poller.open(fd));
@@ -185,9 +189,13 @@ export class FdSocket extends EventEmitter {
     for (let i = 0; i < READ_BUDGET && !this.#paused && !this.#destroyed; i++) {
       const got = this.#inbox.receive(this.#fd);
       if (got.kind === 'empty') return;
-      if (got.kind === 'end') {
+      if (got.kind === 'end' || (got.kind === 'truncated' && !this.#reportTruncated)) {
         this.#destroy(got.error);
         return;
+      }
+      if (got.kind === 'truncated') {
+        this.emit('truncated', got.error);
+        continue;
       }
       // Fds nobody listens for would leak: close them.
       if (!this.emit('message', got.data, got.fds)) closeAll(got.fds);

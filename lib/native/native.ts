@@ -28,8 +28,12 @@ export interface NativeAddon {
   addSeals(fd: number, seals: number): number;
   getSeals(fd: number): number;
   mmap(fd: number, offset: number, length: number, writable: boolean): SharedArrayBuffer | number;
+  /** Replaces the mapping behind a buffer mmap() returned (`first` views its first byte) with private zero pages. */
+  releaseMapping(first: Uint8Array): number;
   close(fd: number): number;
   dup(fd: number): number;
+  /** pidfd_open(pid, 0): a close-on-exec fd that becomes readable when the process exits. */
+  pidfdOpen(pid: number): number;
   setNonblocking(fd: number): number;
   strerror(errno: number): string;
   eventfdCreate(semaphore: boolean): number;
@@ -45,7 +49,8 @@ export interface NativeAddon {
   connect(fd: number, address: Uint8Array): number;
   sendmsg(fd: number, data: Uint8Array, fds: Int32Array): number;
   /** meta = [fds received, msg_flags] */
-  recvmsg(fd: number, data: Uint8Array, fdsOut: Int32Array, meta: Int32Array): number;
+  /** realLength (seqpacket only): a datagram longer than `data` returns its full length. */
+  recvmsg(fd: number, data: Uint8Array, fdsOut: Int32Array, meta: Int32Array, realLength?: boolean): number;
   /** out = [pid, uid, gid] */
   peerCred(fd: number, out: Int32Array): number;
   msgFlags: { MSG_TRUNC: number; MSG_CTRUNC: number };

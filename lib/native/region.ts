@@ -7,7 +7,7 @@
  *
  * Lifetime: close() only closes the fd. The mapping lives as long as the SharedArrayBuffer — in
  * this thread and every worker it was posted to — and is unmapped by V8's garbage collector when
- * the last reference dies. A read-only region is mapped PROT_READ: writing through its buffer is a
+ * the last reference dies; release() lets go of the mapped file at once instead. A read-only region is mapped PROT_READ: writing through its buffer is a
  * segmentation fault, which is the point (a peer's memory cannot be scribbled on by accident).
  *
  * SIGBUS: every mapping is bounds-checked against the file size before mmap. A memfd that is later
@@ -108,6 +108,7 @@ function mapChecked(fd: number, opts: MapOptions, what: string): { buffer: Share
 
 export class Region {
   #fd: number;
+  #released = false;
   readonly size: number;
   readonly writable: boolean;
   readonly buffer: SharedArrayBuffer;
@@ -205,6 +206,25 @@ export class Region {
   /** Closes the fd; the mapping goes when the buffer is garbage-collected everywhere. Idempotent. */
   close(): void {
     this.closeFd();
+  }
+
+  /**
+   * Closes the fd and lets go of the mapped file now rather than at garbage collection: the buffer's
+   * pages become private zero pages at the same address, so the file (a peer's memory) is no
+   * longer mapped, while a view someone still holds reads zeros (or writes to a private copy) and
+   * never faults. For memory a peer takes back, such as a vhost-user front-end's replaced memory
+   * table. Idempotent; the buffer stays valid (zeros) until garbage-collected.
+   */
+  release(): void {
+    this.closeFd();
+    if (this.#released) return;
+    this.#released = true;
+    check('mmap(MAP_FIXED)', native().releaseMapping(new Uint8Array(this.buffer, 0, 1)));
+  }
+
+  /** True once release() replaced the mapping. */
+  get released(): boolean {
+    return this.#released;
   }
 
   #liveFd(): number {

@@ -12,6 +12,13 @@ export interface FdSocketOptions {
   maxMessageSize?: number;
   /** Most fds accepted with one message (1..253, default 253); more is ERR_MSG_TRUNCATED. */
   maxFds?: number;
+  /**
+   * What a message over maxMessageSize or maxFds does. 'close' (default): the socket fails with
+   * ERR_MSG_TRUNCATED. 'report' (seqpacket only, where datagram boundaries survive the cut): the
+   * message is dropped, its fds closed, a 'truncated' event carries the ERR_MSG_TRUNCATED error,
+   * and the socket stays open, so a protocol can still tell the peer why it refuses it.
+   */
+  truncated?: 'close' | 'report';
 }
 
 export interface ConnectOptions extends FdSocketOptions {
@@ -55,7 +62,10 @@ export function socketOptions(opts: FdSocketOptions): Required<FdSocketOptions> 
   }
   const maxFds = opts.maxFds ?? MAX_FDS;
   if (!Number.isInteger(maxFds) || maxFds < 0 || maxFds > MAX_FDS) throw ringwireError('ERR_OUT_OF_RANGE', `maxFds must be an integer 0..${MAX_FDS}, got ${maxFds}`);
-  return { type, maxMessageSize, maxFds };
+  const truncated = opts.truncated ?? 'close';
+  if (truncated !== 'close' && truncated !== 'report') throw ringwireError('ERR_INVALID_ARG', `truncated must be 'close' or 'report', got ${String(truncated)}`);
+  if (truncated === 'report' && type !== 'seqpacket') throw ringwireError('ERR_INVALID_ARG', "truncated: 'report' needs a seqpacket socket (a cut stream loses its framing)");
+  return { type, maxMessageSize, maxFds, truncated };
 }
 
 export function connectOptions(opts: ConnectOptions): { socket: Required<FdSocketOptions>; timeoutMs: number } {

@@ -20,6 +20,11 @@
  * been closed and the half is still the caller's (to retry with another peer, or to close). Mappings outlive close() until the buffers
  * are garbage-collected, so a ring object in use never faults.
  *
+ * Liveness: shared memory does not say when the peer dies. Give the attach functions `peer` (the
+ * socket the fds travelled on, or the peer's pid: liveness.ts) and the ring's `signal` aborts with
+ * ERR_PEER_GONE once it is gone; pass that signal to every wait. An MPSC consumer watches each
+ * producer it adds the same way, and stops ringing a dead one's bell.
+ *
  * Concurrency contract: every object here belongs to the thread that created it.
  */
 import type { Doorbell } from '../ring/doorbell.js';
@@ -33,9 +38,14 @@ import type { RingOptions } from '../ring/ring-types.js';
 import { createBlockRegion, mapPeerBlock } from './shm-ring.js';
 import { SpscConsumer, SpscProducer } from '../ring/spsc.js';
 import type { FdSocket } from '../native/unix-socket.js';
+import type { RingwireError } from '../errors.js';
+import { watchPeer, type PeerLiveness } from './liveness.js';
 
 /** Options for the ring an attach function builds; the bells come from the halves. */
-export type ProcessRingOptions = Omit<RingOptions, 'dataBell' | 'spaceBell'>;
+export interface ProcessRingOptions extends Omit<RingOptions, 'dataBell' | 'spaceBell'> {
+  /** What tells this side the peer process is gone (liveness.ts); without it a dead peer goes unnoticed. */
+  peer?: PeerLiveness;
+}
 
 /** What one side creates before it meets its peer. */
 export interface RingHalf {
@@ -73,8 +83,44 @@ export interface MpscProducerHalf extends RingHalf {
 /** A ring whose memory and bells span processes, with the fds it holds. */
 export interface ProcessRing<T> {
   readonly ring: T;
-  /** Closes every fd this side holds (its half, the peer's blocks and bells). Idempotent. */
+  /** Closes every fd this side holds (its half, the peer's blocks and bells) and stops watching the peer. Idempotent. */
   close(): void;
+}
+
+/** A ring with one peer process (SPSC either side, an MPSC producer), and whether that peer lives. */
+export interface PeerRing<T> extends ProcessRing<T> {
+  /**
+   * Aborted, with an ERR_PEER_GONE reason, once the `peer` option reports the peer gone: pass it to
+   * waits (`ring.waitForData({ signal })`) so that none outlives the peer. Never aborts without `peer`.
+   */
+  readonly signal: AbortSignal;
+  /** True once the peer is known gone. What it published before dying can still be read. */
+  readonly peerGone: boolean;
+}
+
+/** Wraps an attached ring: closes `parts` on close(); watches `peer`, if given, until then. */
+function peerRing<T>(ring: T, owned: Array<{ close(): void }>, half: RingHalf, peer: PeerLiveness | undefined): PeerRing<T> {
+  const gone = new AbortController();
+  let stopWatching = (): void => {};
+  if (peer !== undefined) {
+    try {
+      stopWatching = watchPeer(peer, (err) => gone.abort(err));
+    } catch (err) {
+      // The half stays the caller's, as when attaching fails for any other reason.
+      for (const o of owned) o.close();
+      throw err;
+    }
+  }
+  const closeParts = closer([...owned, half]);
+  return {
+    ring,
+    signal: gone.signal,
+    get peerGone() { return gone.signal.aborted; },
+    close: () => {
+      stopWatching();
+      closeParts();
+    },
+  };
 }
 
 export interface MpscProcessConsumer extends ProcessRing<MpscConsumer> {
@@ -83,7 +129,7 @@ export interface MpscProcessConsumer extends ProcessRing<MpscConsumer> {
    * frees up while producers wait. Returns a function that forgets and closes it, for when that
    * producer leaves. On error the caller still owns the fd.
    */
-  addProducer(spaceBellFd: number): () => void;
+  addProducer(spaceBellFd: number, opts?: { peer?: PeerLiveness; onGone?: (err: RingwireError) => void }): () => void;
 }
 
 function closer(items: Array<{ close(): void }>): () => void {
@@ -190,7 +236,7 @@ function adopt<T>(peerFds: readonly number[], expected: readonly string[], what:
 }
 
 /** The producer's end of an SPSC ring; `peerFds` is what the consumer's half sent: [consumer block, data bell]. */
-export function attachSpscProducer(half: SpscProducerHalf, peerFds: readonly number[], opts: ProcessRingOptions = {}): ProcessRing<SpscProducer> {
+export function attachSpscProducer(half: SpscProducerHalf, peerFds: readonly number[], { peer, ...opts }: ProcessRingOptions = {}): PeerRing<SpscProducer> {
   let block!: Region;
   let dataBell!: EventFdDoorbell;
   const [ring, owned] = adopt(peerFds, ['consumer block', 'data bell'], 'SPSC producer', (take) => {
@@ -199,11 +245,11 @@ export function attachSpscProducer(half: SpscProducerHalf, peerFds: readonly num
     take(1, (fd) => (dataBell = EventFdDoorbell.fromFd(fd)));
     return new SpscProducer({ producer: { buffer: half.block.buffer }, consumer: { buffer: block.buffer } }, { ...opts, dataBell, spaceBell: half.spaceBell });
   });
-  return { ring, close: closer([...owned, half]) };
+  return peerRing(ring, owned, half, peer);
 }
 
 /** The consumer's end of an SPSC ring; `peerFds` is what the producer's half sent: [producer block, space bell]. */
-export function attachSpscConsumer(half: SpscConsumerHalf, peerFds: readonly number[], opts: ProcessRingOptions = {}): ProcessRing<SpscConsumer> {
+export function attachSpscConsumer(half: SpscConsumerHalf, peerFds: readonly number[], { peer, ...opts }: ProcessRingOptions = {}): PeerRing<SpscConsumer> {
   let block!: Region;
   let spaceBell!: EventFdDoorbell;
   const [ring, owned] = adopt(peerFds, ['producer block', 'space bell'], 'SPSC consumer', (take) => {
@@ -212,11 +258,11 @@ export function attachSpscConsumer(half: SpscConsumerHalf, peerFds: readonly num
     take(1, (fd) => (spaceBell = EventFdDoorbell.fromFd(fd)));
     return new SpscConsumer({ producer: { buffer: block.buffer }, consumer: { buffer: half.block.buffer } }, { ...opts, dataBell: half.dataBell, spaceBell });
   });
-  return { ring, close: closer([...owned, half]) };
+  return peerRing(ring, owned, half, peer);
 }
 
 /** An MPSC producer; `peerFds` is what the consumer's half sent: [producer block, consumer block, data bell]. */
-export function attachMpscProducer(half: MpscProducerHalf, peerFds: readonly number[], opts: ProcessRingOptions = {}): ProcessRing<MpscProducer> {
+export function attachMpscProducer(half: MpscProducerHalf, peerFds: readonly number[], { peer, ...opts }: ProcessRingOptions = {}): PeerRing<MpscProducer> {
   let records!: Region;
   let control!: Region;
   let dataBell!: EventFdDoorbell;
@@ -227,7 +273,7 @@ export function attachMpscProducer(half: MpscProducerHalf, peerFds: readonly num
     take(2, (fd) => (dataBell = EventFdDoorbell.fromFd(fd)));
     return new MpscProducer({ producer: { buffer: records.buffer }, consumer: { buffer: control.buffer } }, { ...opts, dataBell, spaceBell: half.spaceBell });
   });
-  return { ring, close: closer([...owned, half]) };
+  return peerRing(ring, owned, half, peer);
 }
 
 /**
@@ -289,14 +335,36 @@ export class DoorbellGroup implements Doorbell {
 export function attachMpscConsumer(half: MpscConsumerHalf, opts: Omit<MpscConsumerOptions, 'dataBell' | 'spaceBell'> = {}): MpscProcessConsumer {
   checkHalf(half, 'mpsc-consumer');
   const spaceBells = new DoorbellGroup();
+  const watched = new Set<() => void>();
   const ring = new MpscConsumer(
     { producer: { buffer: half.producerBlock.buffer }, consumer: { buffer: half.consumerBlock.buffer } },
     { ...opts, dataBell: half.dataBell, spaceBell: spaceBells },
   );
   return {
     ring,
-    addProducer: (fd) => spaceBells.add(EventFdDoorbell.fromFd(fd)),
-    close: closer([spaceBells, half]),
+    addProducer: (fd, o = {}) => {
+      if (o.peer === undefined) return spaceBells.add(EventFdDoorbell.fromFd(fd));
+      // Watch first (it reports asynchronously), so a bad `peer` leaves the fd the caller's.
+      let remove: (() => void) | undefined;
+      const stop = watchPeer(o.peer, (err) => {
+        watched.delete(stop);
+        remove?.();
+        o.onGone?.(err);
+      });
+      try {
+        remove = spaceBells.add(EventFdDoorbell.fromFd(fd));
+      } catch (err) {
+        stop();
+        throw err;
+      }
+      watched.add(stop);
+      return () => {
+        watched.delete(stop);
+        stop();
+        remove!();
+      };
+    },
+    close: closer([{ close: () => { for (const stop of watched) stop(); watched.clear(); } }, spaceBells, half]),
   };
 }
 

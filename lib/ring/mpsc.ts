@@ -13,7 +13,8 @@
  * earlier lap (the lap tag tells them apart).
  *
  * A producer that dies between reserving and committing would wedge the ring. The consumer waits
- * `abandonTimeoutMs` for a record at the head, then skips it: by its size if the producer got as
+ * `abandonTimeoutMs` for a record at the head (once for all the reservations made before that wait
+ * began, however many producers died), then skips it: by its size if the producer got as
  * far as marking it, otherwise slot by slot up to the next marked record, below the tail it saw
  * when the timer started. Each slot it crosses gets a SKIPPED word by compare-and-swap, and the
  * producer marks by compare-and-swap too, so a producer that stalled between its tail CAS and its
@@ -188,6 +189,13 @@ export class MpscConsumer extends ConsumerBase {
   /** The reservation tail when the abandon timer started: space below it has been held that long. */
   #blockedTail = 0;
   /**
+   * After a skip: every reservation below this tail was made before a timer that has run out
+   * started, so it has waited a whole timeout already and is skipped without a timer of its own
+   * (many dead producers cost one timeout, not one each). Cleared once the read position passes it.
+   */
+  #overdueTail = 0;
+  #overdue = false;
+  /**
    * [from, to) position pairs of skipped slots read since the last release: release() leaves
    * their SKIPPED words in place, since a stalled producer's mark would land on a zero there.
    */
@@ -287,9 +295,15 @@ export class MpscConsumer extends ConsumerBase {
     const now = performance.now();
     if (this.#blockedSince < 0 || this.#blockedPos !== this.#pos) {
       this.#blockedPos = this.#pos;
-      this.#blockedSince = now;
-      this.#blockedTail = this.#reserved;
-      return false;
+      if (this.#overdue && ((this.#overdueTail - this.#pos) | 0) > 0) {
+        this.#blockedSince = now - this.#abandonTimeoutMs;
+        this.#blockedTail = this.#overdueTail;
+      } else {
+        this.#overdue = false;
+        this.#blockedSince = now;
+        this.#blockedTail = this.#reserved;
+        return false;
+      }
     }
     if (now - this.#blockedSince < this.#abandonTimeoutMs) return false;
     // Decide on a fresh look: the writer may have committed since read() loaded the word.
@@ -304,6 +318,7 @@ export class MpscConsumer extends ConsumerBase {
       const skipped = ((state & ~(MPSC_STATE_VALUE_MASK | MPSC_STATE_COMMITTED)) | SKIPPED) >>> 0;
       if (Atomics.compareExchange(this.words, off >> 2, state | 0, skipped | 0) !== (state | 0)) return true;
       this.#blockedSince = -1;
+      this.#overdueSkip();
       this.counters.abandoned++;
       this.#skip(size);
       return true;
@@ -325,10 +340,17 @@ export class MpscConsumer extends ConsumerBase {
     // Its writer marked the head just now, after the timeout: skip it by its size on the next look.
     if (skipped === 0) return true;
     this.#blockedSince = -1;
+    this.#overdueSkip();
     this.counters.abandoned++;
     this.#keep.push(this.#pos, (this.#pos + skipped) | 0);
     this.#skip(skipped);
     return true;
+  }
+
+  /** A reservation was skipped: the others below the same timer's tail are overdue too. */
+  #overdueSkip(): void {
+    this.#overdue = true;
+    this.#overdueTail = this.#blockedTail;
   }
 
   #skip(bytes: number): void {

@@ -72,34 +72,46 @@ export abstract class VhostUserDevice {
   reset(): void {}
 }
 
+/** Chains one drainQueue() call may complete: Linux's VHOST_NET_PKT_WEIGHT. */
+export const VHOST_PKT_WEIGHT = 256;
+/** Bytes one drainQueue() call may move: Linux's VHOST_NET_WEIGHT. */
+export const VHOST_BYTE_WEIGHT = 0x80000;
+
 /**
  * Runs `each` for the available chains (it returns the bytes it wrote), then re-enables kicks and
  * goes round again if buffers arrived meanwhile (2.7.10: the re-check closes the race with a driver
  * that looked at our avail_event before we published it). Signals the driver once per batch.
  *
- * At most `budget` chains per call (default one ring's worth): a guest that re-posts each buffer as
- * soon as it is used would otherwise keep this loop, and with it the whole event loop, for as long
- * as it likes. With the budget spent it leaves kicks disabled (it is coming back anyway) and asks
- * for another run with vring.runAgain().
+ * Work per call is bounded as the Linux vhost driver bounds it (drivers/vhost/net.c, VHOST_NET_WEIGHT
+ * and VHOST_NET_PKT_WEIGHT; vhost_exceeds_weight()): at most `budget` chains (default one ring's worth, at most 256) and about
+ * `byteBudget` bytes (default 0x80000: the chain that crosses it still completes), counting what the
+ * chain offered to read and what `each` wrote. A guest that re-posts each buffer as soon as it is used
+ * would otherwise keep this loop, and with it the whole event loop, for as long as it likes. With the
+ * budget spent it leaves kicks disabled (it is coming back anyway) and asks for another run with
+ * vring.runAgain(), which comes after the loop has served timers and other I/O.
  */
-export function drainQueue(vring: VringHandle, each: (chain: DescriptorChain) => number, budget: number = vring.queue.size): void {
+export function drainQueue(vring: VringHandle, each: (chain: DescriptorChain) => number, budget: number = Math.min(vring.queue.size, VHOST_PKT_WEIGHT), byteBudget: number = VHOST_BYTE_WEIGHT): void {
   const q = vring.queue;
   let left = budget;
+  let bytesLeft = byteBudget;
   for (;;) {
     q.disableKickNotifications();
     let n = 0;
-    while (n < left) {
+    while (n < left && bytesLeft > 0) {
       const chain = q.pop();
       if (!chain) break;
-      q.pushUsed(chain.head, each(chain));
+      const written = each(chain);
+      q.pushUsed(chain.head, written);
+      bytesLeft -= chain.readableBytes + written;
       n++;
     }
     left -= n;
     if (n > 0) vring.notify();
-    if (left <= 0) {
+    if (left <= 0 || bytesLeft <= 0) {
       vring.runAgain();
       return;
     }
     if (!q.enableKickNotifications()) return;
   }
 }
+

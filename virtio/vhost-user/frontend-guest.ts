@@ -33,8 +33,12 @@ export interface GuestQueue {
 }
 
 export interface FrontendGuestOptions {
-  /** Guest RAM size in bytes; default 4 MiB. */
+  /** Guest RAM size in bytes; default 4 MiB. Sparse: pages are used only as they are touched. */
   memorySize?: number;
+  /** Guest-physical address of the first byte of RAM; default 0 (VMs put RAM above 4 GiB here too). */
+  guestPhysBase?: number;
+  /** Offset into guest RAM where queues and buffers start being allocated; default 4 KiB. */
+  allocFrom?: number;
   queueSize?: number;
   /** Features to accept out of those offered (masked with the offer unless forceFeatures). */
   wantFeatures?: bigint;
@@ -51,6 +55,7 @@ export class FrontendGuest {
   readonly region: Region;
   readonly memory: GuestMemory;
   readonly uvaBase: bigint;
+  readonly guestPhysBase: number;
   readonly queues: GuestQueue[] = [];
   features = 0n;
   #next: number;
@@ -58,17 +63,18 @@ export class FrontendGuest {
   constructor(options: FrontendGuestOptions = {}) {
     const size = options.memorySize ?? 4 << 20;
     this.uvaBase = options.uvaBase ?? 0x7f00_0000_0000n;
+    this.guestPhysBase = options.guestPhysBase ?? 0;
     this.region = Region.create('ringwire-test-guest', size);
     // As QEMU's memory-backend-memfd does: back-ends refuse memory that could shrink under them.
     if (!options.unsealedMemory) this.region.seal({ shrink: true, grow: true });
-    this.memory = new GuestMemory([{ guestPhysAddr: 0, size, userspaceAddr: this.uvaBase, bytes: new Uint8Array(this.region.buffer) }]);
-    this.#next = 0x1000;
+    this.memory = new GuestMemory([{ guestPhysAddr: this.guestPhysBase, size, userspaceAddr: this.uvaBase, buffer: this.region.buffer }]);
+    this.#next = this.guestPhysBase + (options.allocFrom ?? 0x1000);
   }
 
   /** Bump-allocates `len` guest bytes aligned to `align`; returns the guest-physical address. */
   alloc(len: number, align = 16): number {
     const addr = Math.ceil(this.#next / align) * align;
-    if (addr + len > this.region.size) throw ringwireError('ERR_OUT_OF_RANGE', `test guest memory exhausted (${len} bytes wanted)`);
+    if (addr - this.guestPhysBase + len > this.region.size) throw ringwireError('ERR_OUT_OF_RANGE', `test guest memory exhausted (${len} bytes wanted)`);
     this.#next = addr + len;
     return addr;
   }
@@ -96,7 +102,7 @@ export class FrontendGuest {
     this.features = (want & offered) | (options.forceFeatures ?? 0n);
     await fe.requestAck(R.SET_FEATURES, U64Payload.encode(this.features | bit(VHOST_USER_F_PROTOCOL_FEATURES)));
     await fe.requestAck(R.SET_MEM_TABLE, MemoryTablePayload.encode([
-      { guestPhysAddr: 0n, memorySize: BigInt(this.region.size), userspaceAddr: this.uvaBase, mmapOffset: 0n },
+      { guestPhysAddr: BigInt(this.guestPhysBase), memorySize: BigInt(this.region.size), userspaceAddr: this.uvaBase, mmapOffset: 0n },
     ]), [this.region.fd]);
     const eventIdx = (this.features & bit(VIRTIO_F_EVENT_IDX)) !== 0n;
     for (let index = 0; index < numQueues; index++) {
@@ -105,7 +111,7 @@ export class FrontendGuest {
       const driver = new SplitQueueDriver({ memory: this.memory, size: queueSize, addresses: layout, eventIdx });
       const kick = EventFd.create();
       const call = EventFd.create();
-      const uva = (gpa: bigint): bigint => gpa + this.uvaBase;
+      const uva = (gpa: bigint): bigint => gpa - BigInt(this.guestPhysBase) + this.uvaBase;
       await fe.requestAck(R.SET_VRING_NUM, VringStatePayload.encode(index, queueSize));
       await fe.requestAck(R.SET_VRING_BASE, VringStatePayload.encode(index, 0));
       await fe.requestAck(R.SET_VRING_ADDR, VringAddressPayload.encode({ index, desc: uva(layout.desc), avail: uva(layout.avail), used: uva(layout.used) }));

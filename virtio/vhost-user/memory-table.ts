@@ -3,10 +3,11 @@
  * GuestMemory the queues translate through (vhost-user.rst, "Memory regions description" and
  * "VHOST_USER_SET_MEM_TABLE": "the back-end ... must map the regions ... and close the old ones").
  *
- * Unmapping: the addon exposes a mapping as an external SharedArrayBuffer that is unmapped when
- * garbage-collected, so "unmapping the old table" means dropping every reference to it: the
- * queues are rebuilt over the new table at once, and the fds are closed right after mmap (the
- * mapping keeps the memory alive; an fd left open per region would keep a dead guest's RAM too).
+ * Unmapping: the addon exposes a mapping as an external SharedArrayBuffer that V8 unmaps when it is
+ * garbage-collected, which may be never soon. So a replaced or dropped table is released at once
+ * (Region.release(): the file's pages are swapped for private zero pages, so a stale view cannot
+ * fault), after the queues over it are stopped; the fds are closed right after mmap (an fd left
+ * open per region would keep a dead guest's RAM too).
  *
  * Seals: a front-end that shrinks a region's file after we mapped it makes our next access to the
  * lost pages a SIGBUS, which kills the whole back-end process (every other port of a switch with
@@ -27,14 +28,23 @@ export interface MemoryTableOptions {
   allowUnsealedMemory?: boolean;
 }
 
+/** A mapped table: the guest memory to translate through, and the way to unmap it when replaced. */
+export interface MappedMemoryTable {
+  readonly memory: GuestMemory;
+  /** Unmaps every region now (see above). Idempotent. */
+  release(): void;
+}
+
 /**
  * Maps `regions` (one fd each, same order) and returns the new guest memory. Takes ownership of
- * every fd: on success and on failure alike all of them are closed before returning. Throws
- * ERR_VHOST_PROTOCOL (drop the connection) on an unmappable or inconsistent table.
+ * every fd: on success and on failure alike all of them are closed before returning (and, on
+ * failure, whatever was mapped is released). Throws ERR_VHOST_PROTOCOL (drop the connection) on an
+ * unmappable or inconsistent table.
  */
-export function mapMemoryTable(regions: readonly MemoryRegionDescription[], fds: readonly number[], options: MemoryTableOptions = {}): GuestMemory {
+export function mapMemoryTable(regions: readonly MemoryRegionDescription[], fds: readonly number[], options: MemoryTableOptions = {}): MappedMemoryTable {
   const requireSeals = options.allowUnsealedMemory ? {} : { shrink: true };
   const mapped: Region[] = [];
+  let done = false;
   try {
     if (regions.length === 0) throw ringwireError('ERR_VHOST_PROTOCOL', 'SET_MEM_TABLE with no regions');
     if (fds.length !== regions.length) {
@@ -50,16 +60,19 @@ export function mapMemoryTable(regions: readonly MemoryRegionDescription[], fds:
         throw ringwireError('ERR_VHOST_PROTOCOL', `region ${i}: cannot map ${r.memorySize} bytes at offset ${r.mmapOffset} of its fd: ${(err as Error).message}`, { cause: err });
       }
       mapped.push(region);
-      return { guestPhysAddr: r.guestPhysAddr, userspaceAddr: r.userspaceAddr, size: r.memorySize, bytes: new Uint8Array(region.buffer) };
+      return { guestPhysAddr: r.guestPhysAddr, userspaceAddr: r.userspaceAddr, size: r.memorySize, buffer: region.buffer };
     });
+    let memory: GuestMemory;
     try {
-      return new GuestMemory(init);
+      memory = new GuestMemory(init);
     } catch (err) {
       throw isRingwireError(err) ? ringwireError('ERR_VHOST_PROTOCOL', `memory table refused: ${err.message}`, { cause: err }) : err;
     }
+    done = true;
+    return { memory, release: () => { for (const r of mapped) r.release(); } };
   } finally {
-    // Regions own the fds they mapped; the rest (after a failure) are still ours.
-    for (const r of mapped) r.closeFd();
+    // Regions own the fds they mapped (a refused table's mappings go too); the rest are still ours.
+    for (const r of mapped) if (done) r.closeFd(); else r.release();
     for (const fd of fds.slice(mapped.length)) closeQuietly(fd);
   }
 }

@@ -14,7 +14,7 @@ import { ringwireError } from '../../lib/errors.js';
 import type { GuestMemory } from '../memory.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC } from '../split-layout.js';
 import type { VhostUserDevice } from './device.js';
-import { closeQuietly, mapMemoryTable, type MemoryTableOptions } from './memory-table.js';
+import { closeQuietly, mapMemoryTable, type MappedMemoryTable, type MemoryTableOptions } from './memory-table.js';
 import {
   ConfigPayload, MemoryTablePayload, U64Payload, VHOST_VRING_F_LOG, VringAddressPayload, VringFdPayload, VringStatePayload,
 } from './payloads.js';
@@ -72,7 +72,7 @@ class PendingFds {
 export class VhostUserBackendState {
   readonly device: VhostUserDevice;
   readonly vrings: readonly Vring[];
-  #memory: GuestMemory | undefined;
+  #table: MappedMemoryTable | undefined;
   #owner = false;
   #features = 0n;
   #protocolFeatures = 0n;
@@ -100,7 +100,7 @@ export class VhostUserBackendState {
   }
 
   get memory(): GuestMemory | undefined {
-    return this.#memory;
+    return this.#table?.memory;
   }
 
   get acknowledgedFeatures(): bigint {
@@ -128,8 +128,15 @@ export class VhostUserBackendState {
   /** Releases the memory table and every vring fd, and resets the device. */
   close(): void {
     for (const v of this.vrings) v.close();
-    this.#memory = undefined;
     this.device.reset();
+    this.#dropTable();
+  }
+
+  /** Unmaps the memory table now (the queues over it must be stopped first). */
+  #dropTable(): void {
+    const t = this.#table;
+    this.#table = undefined;
+    t?.release();
   }
 
   #dispatch(msg: VhostUserMessage, fds: PendingFds): Uint8Array | undefined {
@@ -221,11 +228,13 @@ export class VhostUserBackendState {
   #setMemTable(msg: VhostUserMessage, fds: PendingFds): undefined {
     const t = valid(new MemoryTablePayload(msg.payload), 'SET_MEM_TABLE');
     // mapMemoryTable owns the fds from the call on, whether it maps them or refuses.
-    const memory = mapMemoryTable(t.regions(), fds.take(), this.#memoryOptions);
-    // The old table goes away now: running queues stop here and handle() restarts them over the
-    // new one from the avail index they had reached.
+    const table = mapMemoryTable(t.regions(), fds.take(), this.#memoryOptions);
+    // The old table goes away now ("the back-end ... must ... close the old ones"): running queues
+    // stop here, it is unmapped, and handle() restarts them over the new one from the avail index
+    // they had reached.
     for (const v of this.vrings) v.stop();
-    this.#memory = memory;
+    this.#dropTable();
+    this.#table = table;
     return undefined;
   }
 
@@ -264,7 +273,7 @@ export class VhostUserBackendState {
   }
 
   #tryStart(v: Vring): void {
-    v.tryStart(this.#memory, {
+    v.tryStart(this.#table?.memory, {
       eventIdx: (this.#features & bit(VIRTIO_F_EVENT_IDX)) !== 0n,
       indirect: (this.#features & bit(VIRTIO_F_INDIRECT_DESC)) !== 0n,
     });
@@ -272,9 +281,9 @@ export class VhostUserBackendState {
 
   #reset(): void {
     for (const v of this.vrings) v.close();
-    this.#memory = undefined;
     this.#features = 0n;
     this.device.reset();
+    this.#dropTable();
   }
 
   #vring(index: number, what: string): Vring {

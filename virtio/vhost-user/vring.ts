@@ -6,6 +6,7 @@
  *
  * Concurrency contract: owned by one VhostUserBackendState on one event loop.
  */
+import { readFileSync } from 'node:fs';
 import { ringwireError } from '../../lib/errors.js';
 import { EventFd } from '../../lib/native/eventfd.js';
 import type { GuestMemory } from '../memory.js';
@@ -17,6 +18,37 @@ export interface RingAddresses {
   desc: bigint;
   avail: bigint;
   used: bigint;
+}
+
+/**
+ * How long a ring's kick fd goes unwatched once it storms: still signalled right after a drain (a
+ * semaphore-mode eventfd, each read taking 1 of a count the guest may have set to 2^64-2), or
+ * SPURIOUS_KICKS_BEFORE_PAUSE kicks in a row that made nothing new available (a guest writing kicks
+ * in a loop). The queue itself was run; later kicks wait this long, so such a guest gets about a
+ * thousand runs a second instead of the whole host loop. A kick that brings new buffers ends the storm.
+ */
+export const KICK_STORM_PAUSE_MS = 1;
+export const SPURIOUS_KICKS_BEFORE_PAUSE = 16;
+
+/**
+ * True when the kernel says `fd` is an eventfd in semaphore mode (fdinfo has shown it since Linux
+ * 6.3; older kernels say nothing and the storm pause above is the only guard).
+ */
+function isSemaphoreEventFd(fd: number): boolean {
+  try {
+    return /^eventfd-semaphore:\s*1\s*$/m.test(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** The driver's avail idx as it is now, or undefined once the queue is broken. */
+function availIndex(queue: SplitQueueDevice): number | undefined {
+  try {
+    return (queue.lastAvailIndex + queue.pending()) & 0xffff;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface RingFeatures {
@@ -39,6 +71,13 @@ export class Vring {
   #queue: SplitQueueDevice | undefined;
   /** A handleQueue() run the device asked for (runAgain), pending on the event loop. */
   #again: NodeJS.Immediate | undefined;
+  /** The kick fd stormed: it is unwatched until this fires (KICK_STORM_PAUSE_MS). */
+  #kickPause: NodeJS.Timeout | undefined;
+  /** Kick fd pauses so far (a semaphore fd, or kicks written in a loop). */
+  kickStorms = 0;
+  /** The driver's avail idx at the last kick, and how many kicks in a row found it unchanged. */
+  #kickAvail: number | undefined;
+  #spuriousKicks = 0;
   readonly #device: VhostUserDevice;
   readonly #log: (message: string) => void;
 
@@ -83,6 +122,9 @@ export class Vring {
 
   /** Takes ownership of `fd` (an eventfd) when it returns; on a throw the caller still owns it. Restarts polling with the new fd. */
   setKick(fd: number): void {
+    // Each read of a semaphore eventfd takes 1 from a count the guest may have set to 2^64-2: the
+    // fd would stay readable for ever. A kick must reset the count (QEMU's kick fds do).
+    if (isSemaphoreEventFd(fd)) throw ringwireError('ERR_VHOST_PROTOCOL', `vring ${this.index}: the kick eventfd is in semaphore mode, so a kick cannot be consumed`);
     this.stop();
     const kick = EventFd.fromFd(fd);
     this.#kick?.close();
@@ -115,11 +157,10 @@ export class Vring {
       return false;
     }
     const queue = this.#queue;
+    this.#kickAvail = undefined;
+    this.#spuriousKicks = 0;
     const handle: VringHandle = { index: this.index, queue, notify: () => this.#notify(queue), runAgain: () => this.#runLater(handle) };
-    this.#kick.onReadable(() => {
-      this.#kick?.drain();
-      this.#run(handle);
-    });
+    this.#watchKick(handle);
     this.#device.queueStarted(handle);
     // Buffers made available before the kick fd arrived raise no kick: look now.
     this.#run(handle);
@@ -133,6 +174,8 @@ export class Vring {
     this.#queue = undefined;
     clearImmediate(this.#again);
     this.#again = undefined;
+    clearTimeout(this.#kickPause);
+    this.#kickPause = undefined;
     this.#kick?.offReadable();
     if (!q.broken) this.base = q.lastAvailIndex;
     this.#device.queueStopped(this.index);
@@ -154,6 +197,34 @@ export class Vring {
     this.setCall(undefined);
     this.setErr(undefined);
     this.enabled = false;
+  }
+
+  #watchKick(handle: VringHandle): void {
+    this.#kick?.onReadable(() => this.#onKick(handle));
+  }
+
+  /**
+   * One kick: consume it and run the queue, at most once per ring per turn of the loop (a run the
+   * device asked for with runAgain is already pending). A kick fd still signalled right after the
+   * drain is storming: it goes unwatched for KICK_STORM_PAUSE_MS, so the loop's other work and
+   * other rings go on; the queue was just run, and the fd is looked at again after the pause.
+   */
+  #onKick(handle: VringHandle): void {
+    const kick = this.#kick;
+    if (!kick || this.#queue !== handle.queue) return;
+    kick.drain();
+    const stillSignalled = kick.drain() > 0;
+    const avail = availIndex(handle.queue);
+    this.#spuriousKicks = avail === this.#kickAvail ? this.#spuriousKicks + 1 : 0;
+    this.#kickAvail = avail;
+    if (!this.#again) this.#run(handle);
+    if (!(stillSignalled || this.#spuriousKicks >= SPURIOUS_KICKS_BEFORE_PAUSE) || this.#queue !== handle.queue) return;
+    this.kickStorms++;
+    kick.offReadable();
+    this.#kickPause = setTimeout(() => {
+      this.#kickPause = undefined;
+      if (this.#queue === handle.queue) this.#watchKick(handle);
+    }, KICK_STORM_PAUSE_MS);
   }
 
   #run(handle: VringHandle): void {

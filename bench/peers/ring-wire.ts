@@ -68,9 +68,12 @@ function sendSpin(p: RingProducer, msg: Uint8Array, type: number): void {
 export function ringPeer(out: RingProducer, inbound: RingConsumer, close: () => Promise<void>): Peer {
   let closed: Promise<void> | undefined;
   return {
+    paced: true,
     async pingpong(size: number, run: PingPongRun) {
       const msg = new Uint8Array(size).fill(0xa5);
       for (;;) {
+        const w = run.wait();
+        if (w) await w;
         const t0 = process.hrtime.bigint();
         sendSpin(out, msg, MSG_ECHO);
         const len = spinFor(inbound, MSG_ECHO, t0);

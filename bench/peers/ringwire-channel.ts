@@ -55,6 +55,8 @@ async function startChild(mode: 'busy' | 'doorbell', ctx: OpenContext): Promise<
 async function channelPingPong(ch: Channel, size: number, run: PingPongRun): Promise<void> {
   const msg = Buffer.alloc(size, 0xa5);
   for (;;) {
+    const w = run.wait();
+    if (w) await w;
     const t0 = process.hrtime.bigint();
     const reply = await ch.request(msg);
     const t1 = process.hrtime.bigint();
@@ -78,6 +80,7 @@ async function openChannelPeer(mode: 'busy' | 'doorbell', ctx: OpenContext, resp
   const pp = ch;
   const sk = sink;
   return {
+    paced: true,
     pingpong: (size, run) => channelPingPong(pp, size, run),
     streams: {
       stream: async (size, count): Promise<StreamHandle> => {
@@ -128,9 +131,12 @@ async function openHttp2Peer(over: 'ringwire' | 'uds', ctx: OpenContext): Promis
     throw err;
   }
   return {
+    paced: true,
     pingpong: async (size, run) => {
       const body = Buffer.alloc(size, 0xa5);
       for (;;) {
+        const w = run.wait();
+        if (w) await w;
         const t0 = process.hrtime.bigint();
         const n = await h2Request(session, body);
         const t1 = process.hrtime.bigint();
@@ -169,6 +175,7 @@ export const ringwireChannel: Transport = {
   distance: 'process',
   description: 'connect()/listen() channel to a child process, request() per round trip, both sides busy-polling',
   maxSize: maxMessageSize(RING_BYTES),
+  busyPoll: true,
   open: (ctx) => openChannelPeer('busy', ctx),
 };
 

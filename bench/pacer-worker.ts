@@ -7,7 +7,7 @@
  */
 import { readlinkSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { EventFd } from '../lib/eventfd.js';
+import { EventFd } from '../lib/native/eventfd.js';
 
 /** Int32 word 0 of the control buffer: the run generation (0 = stopped); f64 at byte 8: the interval in ns. */
 const PACER_GEN = 0;

@@ -7,7 +7,7 @@
  * missed beyond that are dropped, so the achieved rate is reported next to the asked one.
  */
 import { Worker } from 'node:worker_threads';
-import { EventFd } from '../lib/eventfd.js';
+import { EventFd } from '../lib/native/eventfd.js';
 
 /** Word 0 of the control buffer: the run generation (0 = stopped); f64 at byte 8: the interval in ns. */
 const PACER_GEN = 0;

@@ -1,15 +1,22 @@
 /**
  * CPU time a measurement costs: every thread of this process (the harness, its workers) and of
- * every descendant process (child peers), read from /proc/<pid>/task/<tid>/schedstat. Its first
- * field is the nanoseconds the thread ran (user + system, exact, unlike /proc/<pid>/stat's 10 ms
- * ticks); its second is the nanoseconds it waited on a run queue while runnable, which says how
- * much the rest of the machine got in the way (a busy-polling peer that waits for a core is not
- * measuring the transport any more). Threads the harness itself adds for pacing are excluded.
+ * every descendant process (child peers). This process's own time comes from process.cpuUsage()
+ * (getrusage: user + system of all its threads, brought up to date for the running ones); the
+ * children's from /proc/<pid>/task/<tid>/schedstat, whose first field is the nanoseconds a thread
+ * ran (user + system, not /proc/<pid>/stat's 10 ms ticks, though a thread that never stops running
+ * is brought up to date only at scheduler ticks: a few ms over a window of a second). The second
+ * field is the nanoseconds a thread waited on a run queue while runnable, which says how much the
+ * rest of the machine got in the way (a busy-polling peer that waits for a core is not measuring
+ * the transport any more). Threads the harness itself adds for pacing are subtracted.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 
 export interface CpuSnapshot {
   readonly atNs: bigint;
+  /** process.cpuUsage() of this process, µs. */
+  readonly selfUs: number;
+  /** schedstat run time of the excluded threads of this process, ns. */
+  readonly excludedNs: number;
   /** Per thread (pid/tid): [ran ns, waited ns]. */
   readonly tasks: ReadonlyMap<string, readonly [number, number]>;
 }
@@ -23,6 +30,15 @@ export interface CpuDelta {
   readonly wallUs: number;
 }
 
+function schedstat(pid: number, tid: number | string): [number, number] | undefined {
+  try {
+    const f = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ');
+    return [Number(f[0]), Number(f[1])];
+  } catch {
+    return undefined; // the thread ended between the listing and the read
+  }
+}
+
 function readTasks(pid: number, into: Map<string, readonly [number, number]>, exclude: ReadonlySet<number>): void {
   let tids: string[];
   try {
@@ -32,12 +48,8 @@ function readTasks(pid: number, into: Map<string, readonly [number, number]>, ex
   }
   for (const tid of tids) {
     if (exclude.has(Number(tid))) continue;
-    try {
-      const f = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ');
-      into.set(`${pid}/${tid}`, [Number(f[0]), Number(f[1])]);
-    } catch {
-      // the thread ended between the listing and the read
-    }
+    const st = schedstat(pid, tid);
+    if (st) into.set(`${pid}/${tid}`, st);
   }
 }
 
@@ -107,7 +119,10 @@ export class CpuProbe {
   #snapshot(): CpuSnapshot {
     const tasks = new Map<string, readonly [number, number]>();
     for (const pid of this.#pids) readTasks(pid, tasks, this.#exclude);
-    return { atNs: process.hrtime.bigint(), tasks };
+    let excludedNs = 0;
+    for (const tid of this.#exclude) excludedNs += schedstat(process.pid, tid)?.[0] ?? 0;
+    const u = process.cpuUsage();
+    return { atNs: process.hrtime.bigint(), selfUs: u.user + u.system, excludedNs, tasks };
   }
 
   start(): void {
@@ -125,11 +140,13 @@ export class CpuProbe {
     const a = this.#start;
     this.#start = undefined;
     let ran = 0, waited = 0;
+    const self = `${process.pid}/`;
     for (const [k, [r, w]] of end.tasks) {
       const [r0, w0] = a.tasks.get(k) ?? [0, 0];
-      ran += Math.max(0, r - r0);
+      if (!k.startsWith(self)) ran += Math.max(0, r - r0);
       waited += Math.max(0, w - w0);
     }
-    return { cpuUs: ran / 1000, runDelayUs: waited / 1000, wallUs: Number(end.atNs - a.atNs) / 1000 };
+    const selfUs = Math.max(0, end.selfUs - a.selfUs - (end.excludedNs - a.excludedNs) / 1000);
+    return { cpuUs: selfUs + ran / 1000, runDelayUs: waited / 1000, wallUs: Number(end.atNs - a.atNs) / 1000 };
   }
 }

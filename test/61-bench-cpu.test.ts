@@ -11,7 +11,7 @@ import { aggregate, checkFloor, type Measurement, type ResultRow } from '../benc
 import { runAll } from '../bench/run.js';
 import type { Peer, Transport } from '../bench/transport.js';
 import { addonAvailable } from '../lib/native/native.js';
-import { requireOrSkip, scratch } from './helpers.js';
+import { requireOrSkip, scratch } from './helpers/index.js';
 
 const haveProc = requireOrSkip('per-thread schedstat in /proc', cpuAccountingAvailable());
 

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { AdaptiveSpin } from '../lib/ring/adaptive-spin.js';
 import { addonAvailable } from '../lib/native/native.js';
 import { connect } from '../lib/index.js';
-import { prng, requireOrSkip, scratch, testSeed } from './helpers.js';
+import { prng, requireOrSkip, scratch, testSeed } from './helpers/index.js';
 
 const CHILD = fileURLToPath(new URL('./62-adaptive-child.js', import.meta.url));
 

@@ -90,6 +90,7 @@ export class Channel extends EventEmitter {
     super();
     if (typeof opts !== 'object' || opts === null) throw ringwireError('ERR_INVALID_ARG', 'channel options must be an object');
     if (opts.poll !== undefined && opts.poll !== 'adaptive' && opts.poll !== 'doorbell' && opts.poll !== 'busy') throw ringwireError('ERR_INVALID_ARG', `poll must be 'adaptive', 'doorbell' or 'busy', got ${String(opts.poll)}`);
+    if (opts.maxLargeMessageBytes !== undefined && !(Number.isSafeInteger(opts.maxLargeMessageBytes) && opts.maxLargeMessageBytes >= 0 && opts.maxLargeMessageBytes <= 0xffffffff)) throw ringwireError('ERR_OUT_OF_RANGE', `maxLargeMessageBytes must be an integer 0..2^32-1, got ${opts.maxLargeMessageBytes}`);
     if (opts.spin !== undefined && (!Number.isInteger(opts.spin) || opts.spin < 0)) throw ringwireError('ERR_OUT_OF_RANGE', `spin must be a non-negative integer, got ${opts.spin}`);
     this.#link = link;
     this.peer = link.peer;
@@ -119,7 +120,7 @@ export class Channel extends EventEmitter {
       failRequest: (id, err) => this.#requests.fail(id, err),
       throttle,
     });
-    this.#reader = new Reader(link, state, this.#requests, this.#pumpAbort.signal, { busy, adaptive: (opts.poll ?? 'adaptive') === 'adaptive', spin, responseSpinMs }, {
+    this.#reader = new Reader(link, state, this.#requests, this.#pumpAbort.signal, { busy, adaptive: (opts.poll ?? 'adaptive') === 'adaptive', spin, responseSpinMs, ...(opts.maxLargeMessageBytes === undefined ? {} : { maxLargeMessageBytes: opts.maxLargeMessageBytes }) }, {
       message: (view) => this.#inbox.deliver(view),
       request: (id, request) => this.#serving.serve(id, request),
       peerEnd: () => this.#onPeerEnd(),
@@ -166,6 +167,15 @@ export class Channel extends EventEmitter {
   /** Sends one message, waiting for space while the ring is full (back-pressure). Order is preserved. */
   send(data: Uint8Array, opts: SendOptions = {}): Promise<void> {
     return this.#outbound.send(data, opts);
+  }
+
+  /**
+   * Sends a message of any size: one record when it fits the ring (as send()), else in pieces that
+   * the peer's channel puts back together (one copy on each side: into the ring, out of it into
+   * the whole message). The peer accepts up to its maxLargeMessageBytes (default 64 MiB).
+   */
+  sendLarge(data: Uint8Array, opts: SendOptions = {}): Promise<void> {
+    return this.#outbound.sendLarge(data, opts);
   }
 
   /**

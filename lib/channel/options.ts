@@ -27,6 +27,12 @@ export interface ChannelOptions {
    * how long answers have taken (default 50).
    */
   responseSpinUs?: number;
+  /**
+   * Largest message sendLarge() may bring in from the peer (the whole message is held in memory
+   * while its pieces arrive). Larger announcements close the channel with ERR_RING_TOO_LARGE.
+   * Default 64 MiB.
+   */
+  maxLargeMessageBytes?: number;
   /** Default timeout of request(); Infinity waits for ever. Default 30 s. */
   requestTimeoutMs?: number;
   /** How long close() waits for the peer's end before destroying. Default 5 s. */

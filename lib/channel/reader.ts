@@ -31,6 +31,8 @@ export interface ReaderOptions {
   spin: number;
   /** Doorbell mode: how long to poll for a request's answer before sleeping (0: not at all). */
   responseSpinMs: number;
+  /** Largest message the peer may send in pieces (sendLarge); default 64 MiB. */
+  maxLargeMessageBytes?: number;
 }
 
 /** Where received records go; responses settle the channel's Requests directly. */
@@ -70,6 +72,10 @@ export class Reader {
   #watchSince = 0;
   /** Nesting depth of #drain: a record's view must not be released under a listener that is still reading it. */
   #draining = 0;
+  /** A message arriving in pieces (sendLarge): its buffer, filled up to `#largeFilled`. */
+  #large: Buffer | undefined;
+  #largeFilled = 0;
+  #maxLarge: number;
 
   constructor(link: Link, state: Readonly<ChannelState>, requests: Requests, abort: AbortSignal, opts: ReaderOptions, hooks: ReaderHooks) {
     this.#link = link;
@@ -80,6 +86,7 @@ export class Reader {
     this.#spin = opts.spin;
     this.#responseSpinMs = opts.responseSpinMs;
     this.#hooks = hooks;
+    this.#maxLarge = opts.maxLargeMessageBytes ?? 64 << 20;
     if (opts.adaptive && link.wake && !opts.busy) {
       this.#idle = new AdaptiveSpin();
       this.#responses = new AdaptiveSpin(opts.responseSpinMs > 0 ? { maxUs: opts.responseSpinMs * 1000 } : {});
@@ -317,6 +324,13 @@ export class Reader {
     this.#hooks.drained();
   }
 
+  /** The last piece arrived: the whole message is delivered like any other (it is ours, not the ring's). */
+  #finishLarge(): void {
+    const whole = this.#large!;
+    this.#large = undefined;
+    this.#hooks.message(whole);
+  }
+
   #dispatch(data: Uint8Array, offset: number, length: number, type: number): void {
     const kind = kindOf(type);
     switch (kind) {
@@ -337,8 +351,27 @@ export class Reader {
         this.#requests.fail(idOf(type), ringwireError('ERR_REMOTE', `the peer's handler failed: ${Buffer.from(data.subarray(offset, offset + length)).toString()}`));
         return;
       case Kind.End:
+        this.#large = undefined;
         this.#hooks.peerEnd();
         return;
+      case Kind.LargeStart: {
+        if (length !== 4) throw ringwireError('ERR_HANDSHAKE', `the peer announced a large message with a ${length}-byte header`);
+        const total = new DataView(data.buffer, data.byteOffset + offset, 4).getUint32(0, true);
+        if (total > this.#maxLarge) throw ringwireError('ERR_RING_TOO_LARGE', `the peer announced a ${total}-byte message; this channel takes at most ${this.#maxLarge} (maxLargeMessageBytes)`);
+        // A start while another message is incomplete: that one was abandoned (its sender gave up).
+        this.#large = Buffer.allocUnsafe(total);
+        this.#largeFilled = 0;
+        if (total === 0) this.#finishLarge();
+        return;
+      }
+      case Kind.LargePart: {
+        const into = this.#large;
+        if (!into || this.#largeFilled + length > into.length) throw ringwireError('ERR_HANDSHAKE', 'the peer sent a piece of a large message it never announced, or past its end');
+        into.set(data.subarray(offset, offset + length), this.#largeFilled);
+        this.#largeFilled += length;
+        if (this.#largeFilled === into.length) this.#finishLarge();
+        return;
+      }
       default:
         throw ringwireError('ERR_HANDSHAKE', `the peer sent a record of unknown kind ${kind}`);
     }

@@ -145,33 +145,40 @@ export async function runAll(
   const measurements: Measurement[] = [];
   const failures: Failure[] = [];
   const broken = new Set<string>();
-  const pacer = opts.paced.rates.length ? await Pacer.create() : undefined;
+  let pacer: Pacer | undefined;
+  if (opts.paced.rates.length) {
+    try {
+      pacer = await Pacer.create();
+    } catch (err) {
+      log(`no paced rows: the pacing thread did not start (${err instanceof Error ? err.message : String(err)})`);
+    }
+  }
   const accounting = cpuAccountingAvailable();
   const tools: Tools = { pacer, probe: () => (accounting ? new CpuProbe(pacer ? [pacer.tid] : []) : undefined) };
   try {
-  for (let run = 1; run <= opts.repeat; run++) {
-    if (opts.repeat > 1) log(`run ${run} of ${opts.repeat}`);
-    for (const t of transports) {
-      if (broken.has(t.name)) continue;
-      const tempDir = mkdtempSync(join(tmpdir(), `ringwire-bench-${t.name}-`));
-      let peer: Peer | undefined;
-      const started = Date.now();
-      try {
-        peer = await watchdog(`${t.name} open`, SLACK_MS, t.open({ peerCore, tempDir }));
-        await measurePeer(t, peer, opts, log, measurements, tools);
-      } catch (err) {
-        broken.add(t.name);
-        failures.push({ transport: t.name, message: err instanceof Error ? err.message : String(err) });
-        log(`  ${t.name} FAILED: ${err instanceof Error ? err.message : String(err)}`);
-      } finally {
-        await watchdog(`${t.name} close`, SLACK_MS, peer?.close() ?? Promise.resolve()).catch((err: unknown) => {
-          failures.push({ transport: t.name, message: `close: ${err instanceof Error ? err.message : String(err)}` });
-        });
-        rmSync(tempDir, { recursive: true, force: true });
+    for (let run = 1; run <= opts.repeat; run++) {
+      if (opts.repeat > 1) log(`run ${run} of ${opts.repeat}`);
+      for (const t of transports) {
+        if (broken.has(t.name)) continue;
+        const tempDir = mkdtempSync(join(tmpdir(), `ringwire-bench-${t.name}-`));
+        let peer: Peer | undefined;
+        const started = Date.now();
+        try {
+          peer = await watchdog(`${t.name} open`, SLACK_MS, t.open({ peerCore, tempDir }));
+          await measurePeer(t, peer, opts, log, measurements, tools);
+        } catch (err) {
+          broken.add(t.name);
+          failures.push({ transport: t.name, message: err instanceof Error ? err.message : String(err) });
+          log(`  ${t.name} FAILED: ${err instanceof Error ? err.message : String(err)}`);
+        } finally {
+          await watchdog(`${t.name} close`, SLACK_MS, peer?.close() ?? Promise.resolve()).catch((err: unknown) => {
+            failures.push({ transport: t.name, message: `close: ${err instanceof Error ? err.message : String(err)}` });
+          });
+          rmSync(tempDir, { recursive: true, force: true });
+        }
+        log(`  ${t.name}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
       }
-      log(`  ${t.name}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
     }
-  }
   } finally {
     await pacer?.close();
   }

@@ -27,13 +27,13 @@ export interface PodIdentity {
 }
 
 /** What the manager needs from the agent: an Agent satisfies it as it is (see docs/kubernetes.md). */
-export interface ListenerHost {
-  addListener(opts: { fd: number; identity?: PodIdentity; label?: string }): string | Promise<string>;
-  removeListener(id: string): unknown;
+export interface ControlSocketHost {
+  addControlSocket(opts: { fd: number; identity?: PodIdentity; label?: string }): string | Promise<string>;
+  removeControlSocket(id: string): unknown;
 }
 
 export interface PodManagerOptions {
-  host: ListenerHost;
+  host: ControlSocketHost;
   /** The CNI event socket (path or '@name'). A path is created mode 0600. */
   eventSocket: string;
   stateFile: string;
@@ -85,8 +85,8 @@ export class PodManager {
 
   /** Loads the state file, re-creates the sockets of pods still alive, then serves CNI events. */
   static async start(opts: PodManagerOptions): Promise<PodManager> {
-    if (typeof opts?.host?.addListener !== 'function' || typeof opts.host.removeListener !== 'function') {
-      throw ringwireError('ERR_INVALID_ARG', 'host must have addListener and removeListener (an Agent)');
+    if (typeof opts?.host?.addControlSocket !== 'function' || typeof opts.host.removeControlSocket !== 'function') {
+      throw ringwireError('ERR_INVALID_ARG', 'host must have addControlSocket and removeControlSocket (an Agent)');
     }
     if (typeof opts.stateFile !== 'string' || opts.stateFile === '') throw ringwireError('ERR_INVALID_ARG', 'stateFile is required');
     const sweepMs = opts.sweepMs ?? 10_000;
@@ -144,7 +144,7 @@ export class PodManager {
     this.#server?.close();
     for (const c of this.#clients) c.close();
     await this.#queue.catch(() => undefined);
-    for (const p of this.#pods.values()) this.#opts.host.removeListener(p.listenerId);
+    for (const p of this.#pods.values()) this.#opts.host.removeControlSocket(p.listenerId);
     this.#pods.clear();
   }
 
@@ -250,7 +250,7 @@ export class PodManager {
     const identity = this.#identityOf(record);
     try {
       const label = record.pod ? `pod ${record.pod.namespace}/${record.pod.name}` : `container ${record.containerId}`;
-      const listenerId = await this.#opts.host.addListener({ fd, label, ...(identity ? { identity } : {}) });
+      const listenerId = await this.#opts.host.addControlSocket({ fd, label, ...(identity ? { identity } : {}) });
       return { record, listenerId, identity };
     } catch (err) {
       closeFd(fd);
@@ -275,7 +275,7 @@ export class PodManager {
     const p = this.#pods.get(containerId);
     if (!p) return;
     this.#pods.delete(containerId);
-    this.#opts.host.removeListener(p.listenerId);
+    this.#opts.host.removeControlSocket(p.listenerId);
     this.#save();
     this.#log({ event: 'pod-removed', containerId, netns: p.record.netns, pod: p.record.pod, reason });
   }

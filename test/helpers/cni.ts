@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { native } from '../../lib/native/native.js';
 import { FdSocket } from '../../lib/native/unix-socket.js';
-import type { ListenerHost, PodIdentity } from '../../lib/cni/pod-manager.js';
+import type { ControlSocketHost, PodIdentity } from '../../lib/cni/pod-manager.js';
 import type { Scratch } from './index.js';
 
 /** Where Debian's containernetworking-plugins puts the reference plugins. */
@@ -206,12 +206,12 @@ export function bridgeConflist(dir: string, bridge: string, subnet: string, agen
  * accepts on each pod socket and answers every connection with the identity of the listener it came
  * through, plus the caller's SO_PEERCRED, then closes. Enough to prove injection and identity.
  */
-export class EchoIdentityHost implements ListenerHost {
+export class EchoIdentityHost implements ControlSocketHost {
   #next = 0;
   #listeners = new Map<string, { fd: number; poller: InstanceType<ReturnType<typeof native>['Poller']> }>();
   readonly added: Array<{ id: string; identity?: PodIdentity; label?: string }> = [];
 
-  addListener(opts: { fd: number; identity?: PodIdentity; label?: string }): string {
+  addControlSocket(opts: { fd: number; identity?: PodIdentity; label?: string }): string {
     const id = `l${++this.#next}`;
     const addon = native();
     const poller = new addon.Poller();
@@ -231,7 +231,7 @@ export class EchoIdentityHost implements ListenerHost {
     return id;
   }
 
-  removeListener(id: string): void {
+  removeControlSocket(id: string): void {
     const l = this.#listeners.get(id);
     if (!l) return;
     this.#listeners.delete(id);
@@ -244,7 +244,7 @@ export class EchoIdentityHost implements ListenerHost {
   }
 
   closeAll(): void {
-    for (const id of [...this.#listeners.keys()]) this.removeListener(id);
+    for (const id of [...this.#listeners.keys()]) this.removeControlSocket(id);
   }
 }
 

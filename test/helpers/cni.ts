@@ -114,12 +114,15 @@ export interface PluginRun {
 /** A libcni-shaped invocation of one conflist, every plugin exec'd inside the node namespace. */
 export class Runtime {
   #node: TestNode;
+  #binDir: string;
   #conflist: { cniVersion: string; name: string; plugins: Array<Record<string, unknown>> };
   /** libcni caches the ADD result per attachment and hands it to CHECK and DEL as prevResult. */
   #cache = new Map<string, unknown>();
 
-  constructor(node: TestNode, conflist: { cniVersion: string; name: string; plugins: Array<Record<string, unknown>> }) {
+  /** `binDir` is CNI_PATH, where the runtime finds each plugin by its type (the node's by default). */
+  constructor(node: TestNode, conflist: { cniVersion: string; name: string; plugins: Array<Record<string, unknown>> }, binDir = node.binDir) {
     this.#node = node;
+    this.#binDir = binDir;
     this.#conflist = conflist;
   }
 
@@ -138,9 +141,9 @@ export class Runtime {
 
   /** Execs plugin `type` with exactly this stdin and these CNI_* variables (bad input goes here). */
   invokeRaw(type: string, stdin: string, cniEnv: Record<string, string>): Promise<PluginRun> {
-    const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_PATH: this.#node.binDir, ...cniEnv };
+    const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', CNI_PATH: this.#binDir, ...cniEnv };
     return new Promise((resolve) => {
-      const child = execFile('ip', ['netns', 'exec', this.#node.node, join(this.#node.binDir, type)], { env, encoding: 'utf8' }, (err, stdout, stderr) => {
+      const child = execFile('ip', ['netns', 'exec', this.#node.node, join(this.#binDir, type)], { env, encoding: 'utf8' }, (err, stdout, stderr) => {
         const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
         let result: Record<string, unknown> | undefined;
         try {

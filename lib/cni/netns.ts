@@ -8,9 +8,19 @@
  * namespace lives as long as any socket in it: closing the pod's listener is what lets it go.
  */
 import { statSync } from 'node:fs';
-import { check, native } from '../native/native.js';
+import { check, native, type NativeAddon } from '../native/native.js';
 import { encodeAddress } from '../native/unix-socket.js';
 import { ringwireError } from '../errors.js';
+
+/** The addon's namespace calls (addon/netns.cc). Results are fds or -errno. */
+interface NetnsAddon {
+  netnsListen(nsPath: string, address: Uint8Array, backlog: number): number;
+  netnsConnect(nsPath: string, address: Uint8Array): number;
+}
+
+function addon(): NativeAddon & NetnsAddon {
+  return native() as NativeAddon & NetnsAddon;
+}
 
 /** Device and inode of the nsfs file: two paths with equal ids name the same namespace. */
 export interface NetnsId {
@@ -53,11 +63,11 @@ function checkPath(nsPath: string): void {
  */
 export function listenInNetns(nsPath: string, address: string, backlog = 128): number {
   checkPath(nsPath);
-  return check('netnsListen', native().netnsListen(nsPath, encodeAddress(address), backlog), `${address} in ${nsPath}`);
+  return check('netnsListen', addon().netnsListen(nsPath, encodeAddress(address), backlog), `${address} in ${nsPath}`);
 }
 
 /** A SOCK_SEQPACKET fd connected to `address` from inside the namespace at `nsPath`. */
 export function connectInNetns(nsPath: string, address: string): number {
   checkPath(nsPath);
-  return check('netnsConnect', native().netnsConnect(nsPath, encodeAddress(address)), `${address} in ${nsPath}`);
+  return check('netnsConnect', addon().netnsConnect(nsPath, encodeAddress(address)), `${address} in ${nsPath}`);
 }

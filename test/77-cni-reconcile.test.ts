@@ -5,8 +5,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { addonAvailable } from '../lib/native/native.js';
+import { addonAvailable, native } from '../lib/native/native.js';
+import { FdSocket } from '../lib/native/unix-socket.js';
 import { runPlugin } from '../lib/cni/plugin.js';
 import { startPodManager } from '../lib/cni/pod-manager.js';
 import { requireOrSkip, scratch } from './helpers/index.js';
@@ -81,6 +85,51 @@ if (run) {
     assert.equal(pm2.pods(), []);
     assert.equal(host2.live, []);
     assert.equal((JSON.parse(readFileSync(stateFile, 'utf8')) as { pods: unknown[] }).pods, []);
+  }));
+
+  test('garbage on the event socket: each connection gets a reason, fds are closed, non-root callers are refused, the manager keeps serving', () => scratch('event bad input', 30000, async (s) => {
+    const node = new TestNode(s, '77c');
+    const socket = join(s.dir, 'cni.sock');
+    const host = new EchoIdentityHost();
+    s.defer(() => host.closeAll());
+    const logs: Array<Record<string, unknown>> = [];
+    const pm = await startPodManager({ host, eventSocket: socket, stateFile: join(s.dir, 'pods.json'), sweepMs: 0, log: (e) => void logs.push(e) });
+    s.defer(() => pm.close());
+    const ask = async (data: Buffer, fds: number[] = []): Promise<Record<string, unknown>> => {
+      const sock = await FdSocket.connect(socket);
+      try {
+        return await new Promise((resolve, reject) => {
+          sock.once('message', (d) => resolve(JSON.parse(d.toString()) as Record<string, unknown>));
+          sock.once('close', () => reject(new Error('closed without a reply')));
+          sock.send(data, fds);
+        });
+      } finally {
+        sock.close();
+      }
+    };
+    assert.match(String((await ask(Buffer.from('\x00\xff garbage'))).message), /not JSON/);
+    const before = fdKinds(); // after one round, so the loop's lazily made handles are in it
+    assert.match(String((await ask(Buffer.from('{"v":1,"op":"check","containerId":"c","ifName":"eth0"}'))).message), /needs netns/);
+    assert.match(String((await ask(Buffer.from(JSON.stringify({ v: 1, op: 'add', containerId: 'c', ifName: 'eth0', netns: '/x', pad: 'y'.repeat(20000) })))).message), /exceeds/);
+    assert.match(String((await ask(Buffer.from('{"v":9,"op":"add"}'))).message), /version/);
+    const efd = native().eventfdCreate(false);
+    const withFd = await ask(Buffer.from('{"v":1,"op":"del","containerId":"c","ifName":"eth0"}'), [efd]);
+    native().close(efd);
+    assert.equal([withFd.ok, withFd.code], [false, 'bad-request']);
+    assert.equal(fdKinds(), before, 'the passed fd was closed, every connection released');
+    // A caller that is not root: the socket file (0600) keeps it out; on an abstract name, which has
+    // no permissions, SO_PEERCRED refuses it before its event is read.
+    const worker = fileURLToPath(new URL('./workers/cni-pod.js', import.meta.url));
+    // Asynchronously: the manager answering it lives on this very event loop.
+    const asUser = async (address: string): Promise<string> => (await promisify(execFile)('setpriv', ['--reuid=1000', '--regid=1000', '--clear-groups', process.execPath, worker, address])).stdout;
+    assert.match(await asUser(socket), /EACCES/);
+    const abstract = `@rw77c-${process.pid}`;
+    const pm2 = await startPodManager({ host, eventSocket: abstract, stateFile: join(s.dir, 'pods2.json'), sweepMs: 0, log: () => undefined });
+    s.defer(() => pm2.close());
+    assert.match(await asUser(abstract), /uid 1000 may not send CNI events/);
+    // Still serving.
+    assert.is((await cni('ADD', 'after', node.addPod('ok'), socket)).exitCode, 0);
+    assert.equal(pm.pods().map((p) => p.containerId), ['after']);
   }));
 
   test('200 ADD/DEL cycles: no leaked fds, namespaces, sockets or listeners', () => scratch('cycles', 150000, async (s) => {

@@ -4,6 +4,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +13,7 @@ import { CniCode, CniError, parseCniArgs, parseEnv, parseNetConf, podFromArgs } 
 import { runPlugin } from '../lib/cni/plugin.js';
 import { encode, validEvent, validReply } from '../lib/cni/protocol.js';
 import { loadState, saveState, type PodRecord } from '../lib/cni/state.js';
+import { inClusterApi, serviceAccountFromApi } from '../lib/cni/kube.js';
 import { addonAvailable } from '../lib/native/native.js';
 import { scratch } from './helpers/index.js';
 
@@ -144,6 +147,38 @@ test('state file: round trip, torn or foreign files set aside, bad records dropp
   assert.equal(loadState(path, warn), []);
   assert.match(warnings.pop()!, /moved to .*corrupt/);
   assert.ok(readdirSync(s.dir).some((f) => f.startsWith('pods.json.corrupt-')));
+}));
+
+test('service account from the API server: GET the pod with the token, check its uid; every failure is an error, not a guess', () => scratch('kube api', 20000, async (s) => {
+  const key = join(s.dir, 'key.pem');
+  const cert = join(s.dir, 'ca.crt');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=kubernetes', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '1'], { stdio: 'ignore' });
+  const seen: string[] = [];
+  const server = createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
+    seen.push(`${req.headers.authorization} ${req.url}`);
+    const m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/.exec(req.url ?? '');
+    if (req.headers.authorization !== 'Bearer tok-1' || !m) return void res.writeHead(403).end();
+    if (m[2] === 'gone') return void res.writeHead(404).end('{}');
+    if (m[2] === 'garbled') return void res.writeHead(200).end('<html>');
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ metadata: { uid: `uid-${m[2]}` }, spec: m[2] === 'plain' ? {} : { serviceAccountName: 'orders' } }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  s.defer(() => new Promise((r) => server.close(r)));
+  writeFileSync(join(s.dir, 'token'), 'tok-1\n');
+  const env = { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String((server.address() as AddressInfo).port) };
+  assert.is(inClusterApi({}, s.dir), undefined, 'outside a cluster');
+  const api = inClusterApi(env, s.dir)!;
+  const saOf = serviceAccountFromApi(api, 5000);
+  assert.is(await saOf({ namespace: 'shop', name: 'p1', uid: 'uid-p1' }), 'orders');
+  assert.is(await saOf({ namespace: 'shop', name: 'plain', uid: undefined }), 'default', 'a pod that names none has the default account');
+  assert.equal(seen[0], `Bearer tok-1 /api/v1/namespaces/shop/pods/p1`);
+  for (const [pod, why] of [[{ namespace: 'shop', name: 'p1', uid: 'uid-other' }, /uid is uid-p1, not uid-other/], [{ namespace: 'shop', name: 'gone', uid: undefined }, /answered 404/], [{ namespace: 'shop', name: 'garbled', uid: undefined }, /not JSON/]] as const) {
+    await saOf(pod).then(() => assert.unreachable('should fail'), (err: Error) => assert.match(err.message, why));
+  }
+  writeFileSync(join(s.dir, 'token'), 'rotated');
+  await saOf({ namespace: 'shop', name: 'p1', uid: 'uid-p1' }).then(() => assert.unreachable('should fail'), (err: Error) => assert.match(err.message, /answered 403/));
+  const wrongCa = serviceAccountFromApi({ ...api, ca: readFileSync('/etc/ssl/certs/ca-certificates.crt') }, 5000);
+  await wrongCa({ namespace: 'shop', name: 'p1', uid: undefined }).then(() => assert.unreachable('should fail'), (err: Error) => assert.match(err.message, /certificate/));
 }));
 
 test.run();

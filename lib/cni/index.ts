@@ -5,3 +5,4 @@ export { PodManager, startPodManager, type ControlSocketHost, type PodIdentity, 
 export { listenInNetns, connectInNetns, netnsId, type NetnsId } from './netns.js';
 export { insertPlugin, removePlugin, installConf, uninstallConf, installBinary } from './install.js';
 export { PROTOCOL_VERSION, type PodEvent, type EventReply } from './protocol.js';
+export { inClusterApi, serviceAccountFromApi, type KubeApi } from './kube.js';

@@ -116,6 +116,7 @@ export class PodManager {
   /** Handles one event as the socket would; the reply it would send. */
   handle(event: PodEvent): Promise<EventReply> {
     return this.#enqueue(async () => {
+      if (this.#closed) return { v: 1, ok: false, code: 'internal', message: 'the agent is shutting down' } as const;
       try {
         const extra = event.op === 'add' ? await this.#add(event) : event.op === 'del' ? this.#del(event) : this.#check(event);
         return { v: 1, ok: true, ...extra } as const;

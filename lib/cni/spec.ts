@@ -146,7 +146,7 @@ export function parseNetConf(stdin: string, command: CniCommand): RingwireNetCon
   if (typeof agentSocket !== 'string' || agentSocket === '' || agentSocket === '@') {
     throw new CniError(CniCode.INVALID_CONFIG, 'agentSocket must be a socket path or an @abstract name');
   }
-  const timeoutMs = conf.timeoutMs ?? 5000;
+  const timeoutMs = conf.timeoutMs ?? 10_000;
   if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 120_000) {
     throw new CniError(CniCode.INVALID_CONFIG, 'timeoutMs must be an integer between 1 and 120000');
   }

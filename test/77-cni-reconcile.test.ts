@@ -43,6 +43,17 @@ function fdKinds(): { sockets: number; netns: number; total: number } {
   return { sockets, netns, total: fds.length };
 }
 
+/** The network namespace of every thread of this process: the namespace switch must never leak into one. */
+function threadNamespaces(): string[] {
+  return readdirSync('/proc/self/task').map((t) => {
+    try {
+      return readlinkSync(`/proc/self/task/${t}/ns/net`);
+    } catch {
+      return 'gone';
+    }
+  });
+}
+
 /** Abstract names listening inside a namespace, from that namespace's /proc/net/unix. */
 async function abstractListeners(node: TestNode, netns: string): Promise<string[]> {
   const r = await node.exec(['cat', '/proc/net/unix'], netns);
@@ -144,6 +155,7 @@ if (run) {
     assert.is((await cni('ADD', 'warm', pods[0]!, socket)).exitCode, 0);
     assert.is((await cni('DEL', 'warm', pods[0]!, socket)).exitCode, 0);
     const before = fdKinds();
+    const ownNs = readlinkSync('/proc/self/ns/net');
     for (let i = 0; i < 200; i++) {
       const netns = pods[i % pods.length]!;
       const add = await cni('ADD', `c${i}`, netns, socket);
@@ -155,6 +167,8 @@ if (run) {
     const after = fdKinds();
     assert.equal(after, before, `fds before ${JSON.stringify(before)}, after ${JSON.stringify(after)}`);
     assert.is(after.netns, 0, 'no namespace fd is ever kept');
+    const threadsAfter = threadNamespaces();
+    assert.ok(threadsAfter.every((ns) => ns === ownNs || ns === 'gone'), `every thread still in ${ownNs}: ${threadsAfter.join(' ')}`);
     assert.equal(host.live, []);
     assert.equal(pm.pods(), []);
     for (const netns of pods) assert.equal(await abstractListeners(node, netns), [], `nothing listens in ${netns}`);

@@ -110,7 +110,7 @@ export function isInstalled(confDir: string, confName?: string): boolean {
 }
 
 /**
- * Copies the plugin into the CNI bin directory: the package (`appDir`: dist/, build/, node_modules/)
+ * Copies the plugin into the CNI bin directory: the package (`appDir`: dist/, the addon, node_modules/)
  * and the node binary go to `<binDir>/ringwire-cni.d/`, and `<binDir>/ringwire-cni` is a script
  * that runs them, because the node's host has no Node.js of its own. `hostBinDir` is where the
  * host sees `binDir` (the installer container mounts it elsewhere). Replaced by renames.
@@ -120,7 +120,7 @@ export function installBinary(binDir: string, appDir: string, hostBinDir = binDi
   const staging = `${home}.new`;
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(staging, { recursive: true });
-  for (const part of ['package.json', 'dist', 'build/Release/ringwire.node', 'node_modules']) {
+  for (const part of ['package.json', 'dist', 'build/Release/ringwire.node', 'prebuilds', 'node_modules']) {
     const from = join(appDir, part);
     if (existsSync(from)) cpSync(from, join(staging, 'app', part), { recursive: true, dereference: true });
   }

@@ -145,7 +145,7 @@ export class PodManager {
     this.#server?.close();
     for (const c of this.#clients) c.close();
     await this.#queue.catch(() => undefined);
-    for (const p of this.#pods.values()) this.#opts.host.removeControlSocket(p.listenerId);
+    for (const p of this.#pods.values()) this.#release(p);
     this.#pods.clear();
   }
 
@@ -166,7 +166,7 @@ export class PodManager {
     }
     if (!allowed.includes(uid)) {
       this.#log({ event: 'refused', reason: `uid ${uid} may not send CNI events` });
-      sock.send(encode({ v: 1, ok: false, code: 'forbidden', message: `uid ${uid} may not send CNI events` }));
+      this.#reply(sock, { v: 1, ok: false, code: 'forbidden', message: `uid ${uid} may not send CNI events` });
       sock.close();
       return;
     }
@@ -276,9 +276,18 @@ export class PodManager {
     const p = this.#pods.get(containerId);
     if (!p) return;
     this.#pods.delete(containerId);
-    this.#opts.host.removeControlSocket(p.listenerId);
+    this.#release(p);
     this.#save();
     this.#log({ event: 'pod-removed', containerId, netns: p.record.netns, pod: p.record.pod, reason });
+  }
+
+  /** Takes the pod's socket back from the agent; an agent that already let it go is fine. */
+  #release(p: LivePod): void {
+    try {
+      this.#opts.host.removeControlSocket(p.listenerId);
+    } catch (err) {
+      this.#log({ event: 'warning', containerId: p.record.containerId, reason: `the agent did not release ${p.listenerId}: ${(err as Error).message}` });
+    }
   }
 
   #save(): void {

@@ -225,7 +225,11 @@ export class EchoIdentityHost implements ControlSocketHost {
         if (c < 0) return;
         const sock = FdSocket.fromFd(c);
         sock.on('error', () => undefined);
-        sock.send(Buffer.from(JSON.stringify({ identity: opts.identity ?? null, label: opts.label, listener: id, peer: sock.peerCred() })));
+        try {
+          sock.send(Buffer.from(JSON.stringify({ identity: opts.identity ?? null, label: opts.label, listener: id, peer: sock.peerCred() })));
+        } catch {
+          // A prober (CHECK connects and closes at once) is gone before the answer: nothing to tell it.
+        }
         sock.close();
       }
     });

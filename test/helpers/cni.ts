@@ -55,6 +55,18 @@ export class TestNode {
     writeFileSync(join(this.binDir, 'ringwire-cni'), `#!/bin/sh\nexec '${process.execPath}' '${PLUGIN_JS}' "$@"\n`);
     chmodSync(join(this.binDir, 'ringwire-cni'), 0o755);
     s.defer(() => this.destroy());
+    // A test process that dies of an uncaught error skips the deferred cleanups; this still runs.
+    const onExit = (): void => {
+      for (const ns of this.#namespaces) {
+        try {
+          execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+        } catch {
+          // already gone
+        }
+      }
+    };
+    process.once('exit', onExit);
+    s.defer(() => void process.off('exit', onExit));
   }
 
   #addNs(name: string): string {

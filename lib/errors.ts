@@ -23,6 +23,11 @@ const table = {
   ERR_GUEST_MEMORY: { base: RangeError, retry: false, doc: 'a guest address range is not inside one mapped guest memory region' },
   ERR_IVSHMEM_PROTOCOL: { base: Error, retry: true, doc: 'an ivshmem-server or client broke the protocol' },
   ERR_REMOTE: { base: Error, retry: false, doc: "the peer's request handler failed; the message carries its text" },
+  // http (lib/http: HTTP exchanges as ring records)
+  ERR_HTTP_PROTOCOL: { base: Error, retry: false, doc: 'the peer broke the HTTP record mapping (malformed frame or head, records out of order)' },
+  ERR_HTTP_RESET: { base: Error, retry: true, doc: 'the peer aborted the HTTP exchange (the ringwire ECONNRESET); reason and reset code in the message' },
+  ERR_HTTP_HEADERS_TOO_LARGE: { base: RangeError, retry: false, doc: 'an HTTP head is over the header-bytes limit or a field over its length limit (431)' },
+  ERR_HTTP_BODY_LENGTH: { base: Error, retry: false, doc: 'an HTTP body was longer or shorter than its content-length' },
 } as const satisfies Record<string, { base: ErrorConstructor | RangeErrorConstructor | TypeErrorConstructor; retry: boolean; doc: string }>;
 
 export type ErrorCode = keyof typeof table;

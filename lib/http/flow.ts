@@ -21,6 +21,9 @@ interface Waiting {
 /** Bytes accepted but not yet in the ring beyond which write() asks the writer to wait for drain. */
 export const OUTFLOW_HIGH_WATER = 1 << 16;
 
+/** Data frames at least this large are written in place in the ring (claim/commit) instead of copied twice. */
+const CLAIM_MIN_BYTES = 4096;
+
 export class Outflow {
   readonly #channel: Channel;
   readonly #id: number;
@@ -56,6 +59,13 @@ export class Outflow {
     return this.#waiting.length > 0 || this.#inChannelQueue > OUTFLOW_HIGH_WATER;
   }
 
+  /** For a writer that queued bytes elsewhere: true when it may go on, else onDrain will follow. */
+  writable(): boolean {
+    const backedUp = this.backedUp;
+    if (backedUp) this.#needDrain = true;
+    return !backedUp;
+  }
+
   /** Sends a frame that carries no body bytes (head, trailers, reset): never waits for credit. */
   frame(frame: Buffer, done?: Done): void {
     if (frame[1]! & Flag.End) this.ended = true;
@@ -66,6 +76,10 @@ export class Outflow {
   /** Body bytes (and the end of the body when `end`); false when the writer should wait for drain. */
   write(data: Buffer, end: boolean, done?: Done): boolean {
     if (end) this.ended = true;
+    if (data.length === 0 && !end) {
+      if (done) process.nextTick(done);
+      return this.writable();
+    }
     if (this.#waiting.length > 0) this.#waiting.push({ data, frame: undefined, end, done });
     else this.#writeData(data, end, done);
     const backedUp = this.backedUp;
@@ -116,8 +130,18 @@ export class Outflow {
       const n = Math.min(data.length - off, this.#credit, this.#maxPayload);
       const last = off + n === data.length;
       if (n === 0 && !(last && (end || data.length === 0))) break;
+      const flags = last && end ? Flag.End : 0;
+      if (n >= CLAIM_MIN_BYTES && !this.#failed && this.#claimInPlace(data, off, n, flags)) {
+        this.#credit -= n;
+        off += n;
+        if (last) {
+          if (done) process.nextTick(done);
+          return undefined;
+        }
+        continue;
+      }
       const frame = Buffer.allocUnsafe(FRAME_HEADER + n);
-      writeFrameHeader(frame, FrameType.Data, last && end ? Flag.End : 0, this.#id);
+      writeFrameHeader(frame, FrameType.Data, flags, this.#id);
       data.copy(frame, FRAME_HEADER, off, off + n);
       this.#credit -= n;
       off += n;
@@ -130,6 +154,29 @@ export class Outflow {
     const rest = data.subarray(off);
     if (!fromFlush) this.#waiting.push({ data: rest, frame: undefined, end, done });
     return rest;
+  }
+
+  /** Writes a Data frame straight into the ring (one copy, no allocation); false when the ring cannot take it now. */
+  #claimInPlace(data: Buffer, off: number, n: number, flags: number): boolean {
+    let view: Uint8Array | null;
+    try {
+      view = this.#channel.claim(FRAME_HEADER + n);
+    } catch {
+      return false; // the channel is closing: the ordinary path reports it
+    }
+    if (!view) return false;
+    view[0] = FrameType.Data;
+    view[1] = flags;
+    view[2] = 0;
+    view[3] = 0;
+    const id = this.#id;
+    view[4] = id & 0xff;
+    view[5] = (id >>> 8) & 0xff;
+    view[6] = (id >>> 16) & 0xff;
+    view[7] = id >>> 24;
+    view.set(data.subarray(off, off + n), FRAME_HEADER);
+    this.#channel.commit();
+    return true;
   }
 
   #put(frame: Buffer, done: Done | undefined): void {

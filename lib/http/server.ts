@@ -17,7 +17,7 @@ import http from 'node:http';
 import type { Channel } from '../channel/channel.js';
 import { listen, type ChannelServer, type ServerOptions } from '../channel/server.js';
 import { ringwireError, type RingwireError } from '../errors.js';
-import { Inflow, Outflow } from './flow.js';
+import { Inflow, Outflow, OUTFLOW_HIGH_WATER } from './flow.js';
 import { ExchangeSocket } from './socket.js';
 import {
   FRAME_HEADER, Flag, FrameType, ResetCode, decodeFields, decodeRequestHead, decodeU32, encodeReset,
@@ -132,10 +132,13 @@ class ServerExchange {
   #status = 200;
   #reason = '';
   #chunks: Buffer[] = [];
+  #chunkBytes = 0;
   #callbacks: Done[] = [];
   #ending = false;
   #trailers: FieldList | null = null;
   #flushScheduled = false;
+  /** The response's end was handed to the outflow (it is in the ring once `responseDone`). */
+  #endQueued = false;
 
   constructor(conn: ServerConnection, id: number, method: string, path: string, fields: string[]) {
     this.id = id;
@@ -161,6 +164,7 @@ class ServerExchange {
     this.res = res;
     this.#patch(res);
     res.assignSocket(this.socket as never);
+    this.#onFinish();
   }
 
   /** Replaces, on this instance only, the ServerResponse methods that would write HTTP/1 bytes. */
@@ -188,10 +192,15 @@ class ServerExchange {
     };
     r._send = function (this: http.ServerResponse & ResponseInternals, data: string | Uint8Array, encoding: BufferEncoding | null, callback: Done | null): boolean {
       this._headerSent = true;
-      if (data.length > 0) self.#chunks.push(typeof data === 'string' ? Buffer.from(data, encoding ?? 'utf8') : Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+      if (data.length > 0) {
+        const chunk = typeof data === 'string' ? Buffer.from(data, encoding ?? 'utf8') : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+        self.#chunks.push(chunk);
+        self.#chunkBytes += chunk.length;
+      }
       if (typeof callback === 'function') self.#callbacks.push(callback);
-      self.#scheduleFlush();
-      return !self.outflow.backedUp;
+      if (self.#chunkBytes >= OUTFLOW_HIGH_WATER) self.#flush();
+      else self.#scheduleFlush();
+      return self.outflow.writable();
     };
     r._writeRaw = function (_data: unknown, _enc: unknown, callback: unknown): boolean {
       if (typeof callback === 'function') process.nextTick(callback as () => void);
@@ -226,12 +235,17 @@ class ServerExchange {
       for (const cb of cbs) cb(err);
       return;
     }
-    const ending = this.#ending && !this.responseDone;
+    const ending = this.#ending && !this.#endQueued;
     const chunks = this.#chunks;
     this.#chunks = [];
+    this.#chunkBytes = 0;
+    if (this.responseDone || (!ending && chunks.length === 0 && !this.#headFields && this.#callbacks.length === 0)) return;
+    if (ending) this.#endQueued = true;
     const cbs = this.#callbacks;
     this.#callbacks = [];
-    const done: Done | undefined = cbs.length === 0 ? undefined : cbs.length === 1 ? cbs[0] : (err) => { for (const cb of cbs) cb(err); };
+    const userDone: Done | undefined = cbs.length === 0 ? undefined : cbs.length === 1 ? cbs[0] : (err) => { for (const cb of cbs) cb(err); };
+    // The exchange is forgotten only once its end is in the ring: Window frames for it still matter until then.
+    const done: Done | undefined = !ending ? userDone : (err) => { if (!err) this.#responseEnded(); userDone?.(err); };
     const trailers = ending ? this.#trailers : null;
     if (this.#headFields) {
       const endInHead = ending && chunks.length === 0 && !trailers;
@@ -243,10 +257,7 @@ class ServerExchange {
         return;
       }
       this.outflow.frame(head, endInHead ? done : undefined);
-      if (endInHead) {
-        this.#responseEnded();
-        return;
-      }
+      if (endInHead) return;
     }
     if (chunks.length > 0 || (ending && !trailers)) {
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
@@ -259,13 +270,17 @@ class ServerExchange {
     } else if (!ending && chunks.length === 0) {
       done?.();
     }
-    if (ending) this.#responseEnded();
   }
 
   #responseEnded(): void {
+    if (this.responseDone) return;
     this.responseDone = true;
+    this.conn.maybeRetire(this);
+  }
+
+  /** As Node's server does once a response is finished: the socket is let go and 'close' follows. */
+  #onFinish(): void {
     const res = this.res as http.ServerResponse & ResponseInternals;
-    // As Node's server does once a response is finished: the socket is let go and 'close' follows.
     res.once('finish', () => {
       const req = this.req as http.IncomingMessage & { _consuming: boolean; _dump(): void };
       if (!req._consuming && !req.readableFlowing) req._dump();
@@ -277,7 +292,6 @@ class ServerExchange {
         res.emit('close');
       });
     });
-    this.conn.maybeRetire(this);
   }
 
   #drained(): void {
@@ -631,7 +645,6 @@ export class HttpServer extends EventEmitter {
    */
   listen(address: string | { path?: string; port?: number }, cb?: () => void): this {
     const target = typeof address === 'string' ? address : address?.path;
-    const callback = cb ?? (typeof address === 'object' ? (address as { cb?: () => void }).cb : undefined);
     if (typeof target !== 'string') {
       process.nextTick(() => this.emit('error', ringwireError('ERR_INVALID_ARG', 'listen() needs a ringwire address (string, or { path })')));
       return this;
@@ -640,7 +653,7 @@ export class HttpServer extends EventEmitter {
       this.#listener = server;
       this.#address = server.address;
       this.closing = false;
-      callback?.();
+      cb?.();
       this.emit('listening');
     }, (err: Error) => this.emit('error', err));
     return this;
@@ -690,6 +703,21 @@ export class HttpServer extends EventEmitter {
     for (const c of this.#connections) if (c.exchanges.size === 0) void c.channel.close();
   }
 
+  maxHeadersCount: number | null = null;
+
+  getConnections(cb: (err: Error | null, count: number) => void): this {
+    process.nextTick(cb, null, this.#connections.size);
+    return this;
+  }
+
+  ref(): this {
+    return this;
+  }
+
+  unref(): this {
+    return this;
+  }
+
   setTimeout(ms?: number, cb?: () => void): this {
     if (typeof ms === 'number') this.timeout = ms;
     if (cb) this.on('timeout', cb);
@@ -728,6 +756,17 @@ export class HttpServer extends EventEmitter {
 /** An HttpServer that is not listening yet (http.createServer's shape); use as Fastify's serverFactory. */
 export function createHttpServer(handler?: RequestListener, opts?: HttpServerOptions): HttpServer {
   return new HttpServer(handler, opts);
+}
+
+/**
+ * Fastify's `serverFactory`: `Fastify({ serverFactory: httpServerFactory() })`, then
+ * `fastify.listen({ path: '<ringwire address>' })`. Typed as http.Server because Fastify's types
+ * ask for one: the HttpServer has the members Fastify and its plugins use (listen, close,
+ * address, the timeouts, closeAllConnections, closeIdleConnections, getConnections), not the
+ * socket-level ones (a ring has no sockets to count or time out).
+ */
+export function httpServerFactory(opts?: HttpServerOptions): (handler: RequestListener) => http.Server {
+  return (handler) => new HttpServer(handler, opts) as unknown as http.Server;
 }
 
 /** Serves `handler` on a ringwire address (listening once the promise resolves), or on a ChannelServer's channels. */

@@ -36,8 +36,11 @@ export class ChannelDuplex extends Duplex {
       if (!this.push(Buffer.from(data))) channel.pause();
     });
     channel.on('end', () => this.push(null));
+    // A peer that went away (destroy() without end(), or a process that died) is what a socket
+    // sees as FIN: 'end', then 'close' once this side ends too, and no 'error'. Only a broken
+    // ring or a local failure is an error.
     channel.on('close', (err) => {
-      if (err) this.destroy(err);
+      if (err && err.code !== 'ERR_PEER_GONE') this.destroy(err);
       else if (!this.readableEnded) this.push(null);
     });
   }

@@ -110,8 +110,9 @@ function normalizeBody(body: unknown, fields: FieldList): Body {
   if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   if (body instanceof ArrayBuffer) return Buffer.from(body);
   if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  if (typeof FormData !== 'undefined' && body instanceof FormData) {
-    const r = new Response(body);
+  // By tag, not instanceof: undici's own FormData is not the global one.
+  if ((body as { [Symbol.toStringTag]?: string })[Symbol.toStringTag] === 'FormData') {
+    const r = new Response(body as FormData);
     fields.push('content-type', r.headers.get('content-type')!);
     return r.body as unknown as AsyncIterable<Uint8Array>;
   }

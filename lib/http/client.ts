@@ -270,7 +270,7 @@ class ClientExchange implements Controller {
     this.#conn.retire(this);
     // The rest of an unsent request body is not wanted: tell the server nothing more comes.
     if (!this.outflow.ended) this.#conn.sendReset(this.id, ResetCode.NoError, 'response complete');
-    this.outflow.abandon(ringwireError('ERR_HTTP_RESET', 'the response completed before the request body was sent'));
+    if (!this.outflow.ended || !this.outflow.idle) this.outflow.abandon(ringwireError('ERR_HTTP_RESET', 'the response completed before the request body was sent'));
     this.#drainWaiter?.();
     if (this.#modern) this.#modern.onResponseEnd?.(this, trailers ? headersObject(trailers) : {});
     else this.#legacy!.onComplete?.(trailers ?? []);
@@ -317,7 +317,7 @@ class ClientConnection {
     const id = this.#nextId++;
     const ex = new ClientExchange(this, id, handler, headersTimeout, bodyTimeout);
     this.exchanges.set(id, ex);
-    if (ex.deadline !== Infinity) this.#sweeper ??= setInterval(() => this.#sweep(), 250);
+    if (ex.deadline !== Infinity) this.#sweeper ??= setInterval(() => this.#sweep(), 250).unref();
     if (!ex.start()) return;
     if ((opts as { upgrade?: unknown }).upgrade || opts.method === 'CONNECT') {
       ex.fail(new undiciErrors.NotSupportedError('upgrade and CONNECT are not carried over ringwire HTTP records'), false);
@@ -413,13 +413,15 @@ class ClientConnection {
 
   retire(ex: ClientExchange): void {
     this.exchanges.delete(ex.id);
-    if (this.exchanges.size === 0 && this.#sweeper) {
-      clearInterval(this.#sweeper);
-      this.#sweeper = undefined;
-    }
   }
 
+  /** Runs while exchanges with deadlines exist; stops itself on an idle pass (a timer per request costs more). */
   #sweep(): void {
+    if (this.exchanges.size === 0) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+      return;
+    }
     const now = performance.now();
     for (const ex of [...this.exchanges.values()]) if (ex.deadline <= now) ex.timedOut();
   }

@@ -54,6 +54,11 @@ export class Outflow {
     return n;
   }
 
+  /** Nothing waits for credit or for ring space. */
+  get idle(): boolean {
+    return this.#waiting.length === 0 && this.#inChannelQueue === 0;
+  }
+
   /** True when the writer should wait for onDrain before writing more. */
   get backedUp(): boolean {
     return this.#waiting.length > 0 || this.#inChannelQueue > OUTFLOW_HIGH_WATER;

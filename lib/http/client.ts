@@ -490,6 +490,8 @@ export class RingwireDispatcher extends Dispatcher {
   readonly #headersTimeout: number;
   readonly #bodyTimeout: number;
   readonly #pools = new Map<string, AddressPool>();
+  /** Parsed origins (a URL parse per request is measurable at these latencies). */
+  readonly #origins = new Map<string, URL>();
   #closed = false;
 
   constructor(opts: RingwireDispatcherOptions) {
@@ -531,19 +533,25 @@ export class RingwireDispatcher extends Dispatcher {
       queueMicrotask(() => fail(new undiciErrors.ClientClosedError()));
       return false;
     }
-    let origin: URL;
-    try {
-      origin = new URL(String(opts.origin));
-    } catch {
-      queueMicrotask(() => fail(new undiciErrors.InvalidArgumentError('dispatch needs an origin')));
-      return true;
+    const key = String(opts.origin);
+    let origin = this.#origins.get(key);
+    if (!origin) {
+      try {
+        origin = new URL(key);
+      } catch {
+        queueMicrotask(() => fail(new undiciErrors.InvalidArgumentError('dispatch needs an origin')));
+        return true;
+      }
+      if (this.#origins.size >= 1024) this.#origins.clear();
+      this.#origins.set(key, origin);
     }
+    const url = origin;
     const headersTimeout = opts.headersTimeout ?? this.#headersTimeout;
     const bodyTimeout = opts.bodyTimeout ?? this.#bodyTimeout;
-    const go = (conn: ClientConnection): void => conn.dispatch(opts, origin, h, headersTimeout, bodyTimeout);
+    const go = (conn: ClientConnection): void => conn.dispatch(opts, url, h, headersTimeout, bodyTimeout);
     let address: string | Promise<string>;
     try {
-      address = this.#resolve(origin);
+      address = this.#resolve(url);
     } catch (err) {
       queueMicrotask(() => fail(err as Error));
       return true;

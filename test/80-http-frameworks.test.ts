@@ -13,7 +13,7 @@ import { request } from 'undici';
 import { addonAvailable } from '../lib/native/native.js';
 import { isRingwireError } from '../lib/errors.js';
 import { RingwireDispatcher, httpServerFactory, serveHttp } from '../lib/http/index.js';
-import { prng, requireOrSkip, scratch, testSeed } from './helpers.js';
+import { prng, requireOrSkip, scratch, testSeed } from './helpers/index.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 const seed = run ? testSeed() : 0;

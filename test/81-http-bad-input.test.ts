@@ -13,7 +13,7 @@ import { RingwireDispatcher, serveHttp, type HttpServer } from '../lib/http/inde
 import {
   Flag, FrameType, ResetCode, decodeResponseHead, decodeU32, encodeEnd, encodeRequestHead, encodeResponseHead, readFrame, writeFrameHeader,
 } from '../lib/http/wire.js';
-import { requireOrSkip, scratch } from './helpers.js';
+import { requireOrSkip, scratch } from './helpers/index.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 let counter = 0;

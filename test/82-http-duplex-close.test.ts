@@ -10,7 +10,7 @@ import { Client } from 'undici';
 import { addonAvailable } from '../lib/native/native.js';
 import { connect, createDuplex, listen, type Channel } from '../lib/index.js';
 import { duplexConnector } from '../lib/http/index.js';
-import { requireOrSkip, scratch } from './helpers.js';
+import { requireOrSkip, scratch } from './helpers/index.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 let counter = 0;

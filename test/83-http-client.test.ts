@@ -8,7 +8,7 @@ import http from 'node:http';
 import { FormData as UndiciFormData, fetch as undiciFetch, getGlobalDispatcher, interceptors, request, setGlobalDispatcher, errors as undiciErrors } from 'undici';
 import { addonAvailable } from '../lib/native/native.js';
 import { RingwireDispatcher, serveHttp, type HttpServer } from '../lib/http/index.js';
-import { requireOrSkip, scratch, type Scratch } from './helpers.js';
+import { requireOrSkip, scratch, type Scratch } from './helpers/index.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 let counter = 0;

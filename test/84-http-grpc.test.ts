@@ -8,7 +8,7 @@ import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { addonAvailable } from '../lib/native/native.js';
 import { connect, createDuplex, listen } from '../lib/index.js';
-import { requireOrSkip, scratch } from './helpers.js';
+import { requireOrSkip, scratch } from './helpers/index.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 

@@ -155,6 +155,31 @@ if (run) {
     assert.is(d.pendingRequests, 0);
   }));
 
+  test('server: the client channel vanishes mid-upload -> the handler sees an aborted request and a closed response; others keep working', () => scratch('server-gone', 15000, async (s) => {
+    const seen: string[] = [];
+    let gotData!: () => void;
+    const dataSeen = new Promise<void>((r) => { gotData = r; });
+    const addr = address();
+    const server = await serveHttp(addr, (req, res) => {
+      if (req.url === '/ok') { res.end('ok'); return; }
+      req.once('data', () => gotData());
+      req.on('error', (e: Error & { code?: string }) => seen.push(`req ${e.code}`));
+      res.on('close', () => seen.push(`res close finished=${res.writableFinished}`));
+    });
+    s.defer(() => { server.closeAllConnections(); return new Promise<void>((r) => server.close(() => r())); });
+    const ch = await connect(addr);
+    await ch.send(encodeRequestHead(1, 0, 'PUT', '/up', ['content-length', '1000000'])!);
+    await ch.send(data(1, Buffer.alloc(1000), false));
+    await dataSeen;
+    ch.destroy();
+    for (let i = 0; i < 500 && (server.pendingRequests > 0 || seen.length < 2); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(seen.sort(), ['req ECONNRESET', 'res close finished=false']);
+    assert.is(server.pendingRequests, 0);
+    const d = new RingwireDispatcher({ address: addr });
+    s.defer(() => d.destroy());
+    assert.is(await (await request('http://x/ok', { dispatcher: d })).body.text(), 'ok');
+  }));
+
   test('1,000 aborted requests: no growth in fds, mappings or pending exchanges on either side', () => scratch('abort-leak', 60000, async (s) => {
     let started = 0;
     const addr = address();

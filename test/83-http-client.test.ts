@@ -54,6 +54,10 @@ if (run) {
     await t.body.text();
     assert.equal(t.trailers, { 'x-bytes': '4' });
 
+    const head = await request('http://svc/head', { dispatcher: d, method: 'HEAD' });
+    assert.is(head.statusCode, 200);
+    assert.is(await head.body.text(), '');
+
     const composed = d.compose(interceptors.retry({ maxRetries: 1 }));
     const c = await request('http://svc/composed', { dispatcher: composed, method: 'POST', body: 'xyz' });
     assert.is(await c.body.text(), 'xyz');

@@ -10,8 +10,10 @@
  * a full read buffer pauses the channel). setNoDelay/setKeepAlive/ref/unref are accepted no-ops (a
  * ring has no Nagle or keep-alive probes); setTimeout is a real idle timer.
  */
+import type { Agent } from 'node:http';
 import { Duplex } from 'node:stream';
 import type { Channel } from './channel.js';
+import { connect, type ConnectOptions } from './connect.js';
 
 export interface DuplexOptions {
   /** As net.Socket: keep the writable side open after the peer ended. Default false. */
@@ -177,4 +179,19 @@ export class ChannelDuplex extends Duplex {
 
 export function createDuplex(channel: Channel, opts?: DuplexOptions): ChannelDuplex {
   return new ChannelDuplex(channel, opts);
+}
+
+/**
+ * An http.Agent's `createConnection` that opens a ringwire channel per socket the agent wants:
+ * `agent.createConnection = agentConnection(address)`. Typed as Node's own, so it compiles under
+ * `--strict` (the Duplex arrives through the callback; nothing is returned synchronously).
+ */
+export function agentConnection(address: string, opts: ConnectOptions & DuplexOptions = {}): Agent['createConnection'] {
+  return (_options, callback) => {
+    connect(address, opts).then(
+      (channel) => callback?.(null, createDuplex(channel, opts)),
+      (err: Error) => callback?.(err, undefined as unknown as Duplex),
+    );
+    return undefined;
+  };
 }

@@ -413,6 +413,19 @@ class ClientConnection {
 
   retire(ex: ClientExchange): void {
     this.exchanges.delete(ex.id);
+    if (this.exchanges.size === 0 && this.#idleWaiters.length > 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  #idleWaiters: Array<() => void> = [];
+
+  /** Resolves once no exchange is in flight (what Dispatcher.close() waits for before ending the channel). */
+  idle(): Promise<void> {
+    if (this.exchanges.size === 0 || this.channel.closed) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
   /** Runs while exchanges with deadlines exist; stops itself on an idle pass (a timer per request costs more). */
@@ -429,6 +442,7 @@ class ClientConnection {
   #closed(err: RingwireError | undefined): void {
     const failure = err?.code === 'ERR_PEER_GONE' ? err : ringwireError('ERR_PEER_GONE', `the channel closed before the response completed${err ? ` (${err.message})` : ''}`, { cause: err });
     for (const ex of [...this.exchanges.values()]) ex.fail(failure, false);
+    for (const w of this.#idleWaiters.splice(0)) w();
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
     this.#onClosed(this);
@@ -470,8 +484,9 @@ class AddressPool {
     return best ?? this.#opening;
   }
 
+  /** As undici's close(): requests in flight complete, then each channel ends. */
   close(): Promise<void> {
-    return Promise.all(this.#conns.map((c) => c.channel.close())).then(() => {});
+    return Promise.all(this.#conns.map((c) => c.idle().then(() => c.channel.close()))).then(() => {});
   }
 
   destroy(): void {

@@ -23,6 +23,8 @@ const table = {
   ERR_GUEST_MEMORY: { base: RangeError, retry: false, doc: 'a guest address range is not inside one mapped guest memory region' },
   ERR_IVSHMEM_PROTOCOL: { base: Error, retry: true, doc: 'an ivshmem-server or client broke the protocol' },
   ERR_REMOTE: { base: Error, retry: false, doc: "the peer's request handler failed; the message carries its text" },
+  // types (issue 16: typed messages in the canonical ABI layout)
+  ERR_MESSAGE_CORRUPT: { base: Error, retry: false, doc: 'a typed message broke its schema: a pointer outside the message, a bad discriminant or char, or bad UTF-8' },
 } as const satisfies Record<string, { base: ErrorConstructor | RangeErrorConstructor | TypeErrorConstructor; retry: boolean; doc: string }>;
 
 export type ErrorCode = keyof typeof table;

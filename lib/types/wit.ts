@@ -300,6 +300,8 @@ class Parser {
         this.#expect('>');
         return { kind: 'tuple', items };
       }
+      case 'func': case 'resource':
+        return this.#fail(`'${t.text}' is not supported in message schemas`);
       case 'own': case 'borrow': case 'future': case 'stream': case 'error-context':
         return this.#fail(`'${t.text}' (a handle or async type) has no meaning in shared memory`);
       default:

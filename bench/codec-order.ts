@@ -70,8 +70,8 @@ export function mListU32(v: readonly number[], c: number): number {
 }
 
 export interface Order {
-  id: bigint;
-  ts: bigint;
+  id: bigint | number;
+  ts: bigint | number;
   account: number;
   price: number;
   qty: number;
@@ -112,14 +112,14 @@ export class OrderView {
     this._at = at;
     return this;
   }
-  get id(): bigint {
+  get id(): bigint | number {
     return this._m.u64[(this._at + 0) >>> 3]!;
   }
   /** id as a number: exact up to 2^53, no bigint allocated. */
   idAsNumber(): number {
     return u64AsNumber(this._m, this._at + 0);
   }
-  get ts(): bigint {
+  get ts(): bigint | number {
     return this._m.u64[(this._at + 8) >>> 3]!;
   }
   /** ts as a number: exact up to 2^53, no bigint allocated. */

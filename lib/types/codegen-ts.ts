@@ -50,7 +50,7 @@ const WRITE: Record<string, (a: string, v: string) => string> = {
 
 const VALUE: Record<string, string> = {
   bool: 'boolean', u8: 'number', s8: 'number', u16: 'number', s16: 'number', u32: 'number', s32: 'number',
-  f32: 'number', f64: 'number', u64: 'bigint', s64: 'bigint', char: 'number',
+  f32: 'number', f64: 'number', u64: 'bigint | number', s64: 'bigint | number', char: 'number',
 };
 
 class TsGen {

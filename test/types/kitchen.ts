@@ -669,7 +669,7 @@ export function mListU8(v: ArrayLike<number>, c: number): number {
 }
 
 export interface Request {
-  id: bigint;
+  id: bigint | number;
   name: string;
   tags: readonly string[];
   values: readonly number[];
@@ -723,7 +723,7 @@ export class RequestView {
     this._at = at;
     return this;
   }
-  get id(): bigint {
+  get id(): bigint | number {
     return this._m.u64[(this._at + 0) >>> 3]!;
   }
   /** id as a number: exact up to 2^53, no bigint allocated. */

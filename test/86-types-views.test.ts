@@ -14,27 +14,10 @@ import { createThreadRing, openConsumer, openProducer } from '../lib/ring/thread
 import { generate } from '../lib/types/index.js';
 import * as K from './types/kitchen.js';
 import * as B from '../bench/codec-order.js';
+import { sample } from './types/sample.js';
 
 const src = (p: string): string => readFileSync(new URL(`../../${p}`, import.meta.url), 'utf8');
 
-export const sample: K.Request = {
-  id: 123456789012345n,
-  name: 'héllo wörld',
-  tags: ['a', '', '€uro', '😀'],
-  values: [1, -2, 2147483647, -2147483648],
-  items: [{ key: 'k1', weight: 7 }, { key: 'ключ', weight: 65535 }],
-  shape: { tag: 'rect', val: { x: 1.5, y: -2.25 } },
-  color: K.Color.blue,
-  perms: K.Perms.read | K.Perms.exec,
-  nick: 'nicky',
-  ok: true,
-  ch: 0x1f600,
-  small: -128,
-  ratio: 0.5,
-  status: { tag: 'err', val: 'bad thing' },
-  pair: [255, -32768],
-  raw: [0, 1, 254, 255],
-};
 
 /** The value as toValue() returns it (bigints stay bigints, lists become arrays). */
 function normal(v: K.Request): unknown {

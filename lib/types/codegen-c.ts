@@ -90,7 +90,7 @@ class CGen {
         for (const f of fields) this.ctype(f.type);
         this.out.push(`/** ${k}: ${size} bytes, align ${align}. */`, `typedef struct ${n} {`, ...fields.map((f) => `  ${this.ctype(f.type)} ${snake(f.name)};`), `} ${n}_t;`);
         this.#asserts(n, size, align, fields.map((f) => [snake(f.name), f.offset]));
-        this.out.push(`static inline int ${n}_validate(const rw_msg_t *m, const ${n}_t *v) {`, '  int r = 0;', '  (void)m;');
+        this.out.push(`static inline int ${n}_validate(const rw_msg_t *m, const ${n}_t *v) {`, '  int r = 0;', '  (void)m;', '  (void)v;');
         for (const f of fields) if (this.#needsCheck(f.type)) this.out.push(`  if ((r = ${this.#check(f.type, `&v->${snake(f.name)}`)})) return r;`);
         this.out.push('  return r;', '}', '');
         this.out.push(

@@ -18,6 +18,7 @@ _Static_assert(offsetof(rw_point_t, y) == 8, "rw_point.y: canonical ABI offset")
 static inline int rw_point_validate(const rw_msg_t *m, const rw_point_t *v) {
   int r = 0;
   (void)m;
+  (void)v;
   return r;
 }
 
@@ -97,6 +98,7 @@ _Static_assert(offsetof(rw_item_t, weight) == 8, "rw_item.weight: canonical ABI 
 static inline int rw_item_validate(const rw_msg_t *m, const rw_item_t *v) {
   int r = 0;
   (void)m;
+  (void)v;
   if ((r = rw_str_validate(m, &v->key))) return r;
   return r;
 }
@@ -193,6 +195,7 @@ _Static_assert(offsetof(rw_tuple_u8_s16_t, f1) == 2, "rw_tuple_u8_s16.f1: canoni
 static inline int rw_tuple_u8_s16_validate(const rw_msg_t *m, const rw_tuple_u8_s16_t *v) {
   int r = 0;
   (void)m;
+  (void)v;
   return r;
 }
 
@@ -259,6 +262,7 @@ _Static_assert(offsetof(rw_request_t, raw) == 112, "rw_request.raw: canonical AB
 static inline int rw_request_validate(const rw_msg_t *m, const rw_request_t *v) {
   int r = 0;
   (void)m;
+  (void)v;
   if ((r = rw_str_validate(m, &v->name))) return r;
   if ((r = rw_list_string_validate(m, &v->tags))) return r;
   if ((r = rw_list_s32_validate(m, &v->values))) return r;

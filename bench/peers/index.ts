@@ -4,6 +4,7 @@
  */
 import { registerTransport } from '../transport.js';
 import { atomicsFloor } from './atomics-floor.js';
+import { codecFlatbuffers, codecJson, codecProtobufjs, codecWit } from './codec.js';
 import { eventfdFloor } from './eventfd-floor.js';
 import { messageChannel } from './message-channel.js';
 import { ringwireChannel, ringwireChannelDoorbell, ringwireChannelHybrid, http2Ringwire, http2Uds } from './ringwire-channel.js';
@@ -28,3 +29,7 @@ registerTransport(ringwireChannelDoorbell);
 registerTransport(ringwireChannelHybrid);
 registerTransport(http2Uds);
 registerTransport(http2Ringwire);
+registerTransport(codecWit);
+registerTransport(codecJson);
+registerTransport(codecFlatbuffers);
+registerTransport(codecProtobufjs);

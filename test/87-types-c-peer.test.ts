@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { scratch } from './helpers/index.js';
-import { compileC, haveCc, startCEcho } from './types/c-peer.js';
+import { compileC, haveCc, startScratchEcho } from './types/c-peer.js';
 import * as K from './types/kitchen.js';
 import { sample } from './types/sample.js';
 
@@ -42,7 +42,7 @@ test('include/ringwire.h unit tests (C, system compiler)', async () => {
 test('a C service answers typed requests across processes, both directions, sleeping between them', async () => {
   if (!haveCc()) return;
   await scratch('c echo', 60_000, async (s) => {
-    const c = await startCEcho(s, compileC(s.dir, 'echo'));
+    const c = await startScratchEcho(s, compileC(s.dir, 'echo'));
     const reply = new K.RequestView();
     const values: K.Request[] = [
       sample,

@@ -4,6 +4,8 @@
  */
 import { registerTransport } from '../transport.js';
 import { atomicsFloor } from './atomics-floor.js';
+import { ringwireC } from './ringwire-c.js';
+import { ringwireWasm } from './ringwire-wasm.js';
 import { codecFlatbuffers, codecJson, codecProtobufjs, codecWit } from './codec.js';
 import { eventfdFloor } from './eventfd-floor.js';
 import { messageChannel } from './message-channel.js';
@@ -33,3 +35,5 @@ registerTransport(codecWit);
 registerTransport(codecJson);
 registerTransport(codecFlatbuffers);
 registerTransport(codecProtobufjs);
+registerTransport(ringwireC);
+registerTransport(ringwireWasm);

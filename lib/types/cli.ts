@@ -1,12 +1,12 @@
 /**
- * `ringwire gen <schema.wit> [--lang ts|c] [--out FILE] [--runtime MODULE] [--prefix P]`: writes
+ * `ringwire gen <schema.wit> [--lang ts|c|as] [--out FILE] [--runtime MODULE] [--prefix P]`: writes
  * the generated accessors to FILE (or stdout). bin/ wires this command in.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { ringwireError } from '../errors.js';
 import { generate, type Lang } from './index.js';
 
-export const genUsage = 'usage: ringwire gen <schema.wit> [--lang ts|c] [--out FILE] [--runtime MODULE] [--prefix P]';
+export const genUsage = 'usage: ringwire gen <schema.wit> [--lang ts|c|as] [--out FILE] [--runtime MODULE] [--prefix P]';
 
 /** Runs `ringwire gen`; returns the exit code. */
 export function typesGenCommand(argv: readonly string[], out: (s: string) => void = (s) => process.stdout.write(s)): number {
@@ -24,7 +24,7 @@ export function typesGenCommand(argv: readonly string[], out: (s: string) => voi
     };
     if (a === '--lang') {
       const v = value();
-      if (v !== 'ts' && v !== 'c') throw ringwireError('ERR_INVALID_ARG', `--lang must be ts or c, got ${v}`);
+      if (v !== 'ts' && v !== 'c' && v !== 'as') throw ringwireError('ERR_INVALID_ARG', `--lang must be ts, c or as, got ${v}`);
       lang = v;
     } else if (a === '--out') outFile = value();
     else if (a === '--runtime') runtime = value();

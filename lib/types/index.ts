@@ -4,6 +4,7 @@
  * TypeScript imports (as `ringwire/types`).
  */
 import { ringwireError } from '../errors.js';
+import { generateAs } from './codegen-as.js';
 import { generateC } from './codegen-c.js';
 import { generateTs, type TsOptions } from './codegen-ts.js';
 import { parseWit } from './wit.js';
@@ -12,7 +13,7 @@ export * from './runtime.js';
 export { parseWit, type WitDocument, type TypeDecl, type TypeRef } from './wit.js';
 export { Layouts, discriminantSize, flagsSize, alignTo } from './layout.js';
 
-export type Lang = 'ts' | 'c';
+export type Lang = 'ts' | 'c' | 'as';
 
 export interface GenerateOptions extends TsOptions {
   lang: Lang;
@@ -26,6 +27,7 @@ export function generate(witText: string, opts: GenerateOptions): string {
   switch (opts.lang) {
     case 'ts': return generateTs(doc, opts);
     case 'c': return generateC(doc, opts);
-    default: throw ringwireError('ERR_INVALID_ARG', `unknown language ${String((opts as { lang: unknown }).lang)} (ts or c)`);
+    case 'as': return generateAs(doc);
+    default: throw ringwireError('ERR_INVALID_ARG', `unknown language ${String((opts as { lang: unknown }).lang)} (ts, c or as)`);
   }
 }

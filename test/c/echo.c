@@ -5,6 +5,7 @@
  *
  *   handshake: C sends "rwc1" with [n2c consumer block, n2c data bell, c2n producer block, c2n space bell];
  *              Node replies "rwn1" with [n2c producer block, n2c space bell, c2n consumer block, c2n data bell].
+ *   argv: SOCKET CAPACITY [SPIN]: SPIN polls of an empty ring before parking (default 0: park at once).
  *   type 1 requests are kitchen requests; a corrupt one gets an empty type 3 reply; type 2 ends the
  *   service, which replies type 2 with "<requests> <parks>".
  */
@@ -46,6 +47,7 @@ static void recv_fds(int sock, int *fds, int n) {
 int main(int argc, char **argv) {
   if (argc < 3) die("usage: echo SOCKET CAPACITY", 0);
   uint32_t cap = (uint32_t)strtoul(argv[2], NULL, 0);
+  unsigned long spin = argc > 3 ? strtoul(argv[3], NULL, 0) : 0, idle = 0;
   int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
   strncpy(addr.sun_path, argv[1], sizeof addr.sun_path - 1);
@@ -77,10 +79,13 @@ int main(int argc, char **argv) {
   for (;;) {
     int64_t len = rw_spsc_read(&in);
     if (len == RW_EAGAIN) {
+      if (++idle <= spin) continue;
+      idle = 0;
       parks++;
       rw_spsc_wait(&in, -1);
       continue;
     }
+    idle = 0;
     if (len < 0) die("read", (int)len);
     rw_msg_t m = { in.r.data + in.offset, (uint32_t)len };
     uint32_t type = in.type;

@@ -10,18 +10,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { scratch } from './helpers/index.js';
 import { compileC, haveCc, startScratchEcho } from './types/c-peer.js';
 import * as K from './types/kitchen.js';
-import { sample } from './types/sample.js';
+import { echoed, sample } from './types/sample.js';
 
-/** What test/c/kitchen-echo.h does to a request. */
-export function echoed(v: K.Request): unknown {
-  return {
-    ...v,
-    id: BigInt.asUintN(64, BigInt(v.id) + 1n),
-    name: v.name.replace(/[a-z]/g, (c) => c.toUpperCase()),
-    values: v.values.map((x) => (x * 2) | 0),
-    raw: Array.from(v.raw),
-  };
-}
 
 test('include/ringwire.h unit tests (C, system compiler)', async () => {
   if (!haveCc()) return;

@@ -19,3 +19,14 @@ export const sample: K.Request = {
   pair: [255, -32768],
   raw: [0, 1, 254, 255],
 };
+
+/** What test/c/kitchen-echo.h does to a request. */
+export function echoed(v: K.Request): unknown {
+  return {
+    ...v,
+    id: BigInt.asUintN(64, BigInt(v.id) + 1n),
+    name: v.name.replace(/[a-z]/g, (c) => c.toUpperCase()),
+    values: v.values.map((x) => (x * 2) | 0),
+    raw: Array.from(v.raw),
+  };
+}

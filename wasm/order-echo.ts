@@ -14,6 +14,13 @@ import {
   order_set_ts, order_set_venue, order_symbol, order_symbol_len,
 } from './order';
 
+// Doorbells are the host's: between threads Atomics.wait/notify on the word at `bell`, between
+// processes eventfds (the host ignores `bell` then). park() returns after a ring or at most 1 s.
+// @ts-ignore: decorator
+@external("env", "park") declare function park(bell: usize, seen: i32): void;
+// @ts-ignore: decorator
+@external("env", "ring") declare function hostRing(bell: usize): void;
+
 const OFF_CAPACITY: usize = 8;
 const OFF_TAIL: usize = 64;
 const OFF_HEAD: usize = 64;
@@ -28,10 +35,6 @@ function recordBytes(len: u32): u32 {
   return (8 + len + 7) & ~7;
 }
 
-function ring(bell: usize): void {
-  atomic.add<i32>(bell, 1);
-  atomic.notify(bell);
-}
 
 // Reply ring producer state (one service, one producer).
 let outP: usize = 0;
@@ -73,7 +76,7 @@ function commit(payload: usize, len: u32): void {
   store<u32>(outP + DATA + (outTail & (outCap - 1)), 0);
   atomic.store<u32>(payload - 8, len | PRESENT);
   atomic.store<u32>(outP + OFF_TAIL, outTail);
-  if (atomic.load<u32>(outC + OFF_CONSUMER_WAITING) != 0) ring(outBell);
+  if (atomic.load<u32>(outC + OFF_CONSUMER_WAITING) != 0) hostRing(outBell);
 }
 
 function reply(len: u32, type: u32): usize {
@@ -133,11 +136,11 @@ export function serve(inP: usize, inC: usize, inBell: usize, replyP: usize, repl
     const off = pos & (cap - 1);
     const word = atomic.load<u32>(inP + DATA + off);
     if (word == 0) {
-      // Sleep: snapshot the bell, count ourselves waiting (seq-cst), re-check, then wait (1 s cap).
+      // Sleep: snapshot the bell, count ourselves waiting (seq-cst), re-check, then park (1 s cap).
       const seen = atomic.load<i32>(inBell);
       atomic.add<u32>(inC + OFF_CONSUMER_WAITING, 1);
       if (atomic.load<u32>(inP + DATA + off) == 0) {
-        memory.atomic.wait32(inBell, seen, 1_000_000_000);
+        park(inBell, seen);
         parks++;
       }
       atomic.sub<u32>(inC + OFF_CONSUMER_WAITING, 1);

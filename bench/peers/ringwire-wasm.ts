@@ -19,6 +19,7 @@ import { initConsumerBlock, initProducerBlock } from '../../lib/ring/ring-memory
 import { SpscConsumer, SpscProducer } from '../../lib/ring/spsc.js';
 import { OrderView, sendOrder, type Order } from '../codec-order.js';
 import type { Transport } from '../transport.js';
+import type { WasmBells } from './ringwire-wasm-worker.js';
 
 /** The parts of the WebAssembly JS API used here (TypeScript's ES libs do not declare it without DOM). */
 export interface WasmMemory { readonly buffer: ArrayBuffer }
@@ -56,6 +57,19 @@ export interface WasmPeer {
   close(): Promise<void>;
 }
 
+/** Starts the module in a worker on `memory`: serve(args...) with the given doorbells. */
+export async function startWasmWorker(wasmFile: string, memory: WasmMemory, args: number[], bells: WasmBells): Promise<{ done: Promise<number>; terminate(): Promise<unknown> }> {
+  const module = await WA.compile(await import('node:fs/promises').then((fs) => fs.readFile(wasmFile)));
+  const worker = new Worker(new URL('./ringwire-wasm-worker.js', import.meta.url), { workerData: { module, memory, args, bells } });
+  const done = new Promise<number>((resolve, reject) => {
+    worker.once('message', (m: number) => resolve(m));
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`wasm worker exited with ${code} before serve() returned`)));
+  });
+  done.catch(() => {});
+  return { done, terminate: () => worker.terminate() };
+}
+
 /** Creates the memory and rings, and starts the module in a worker. */
 export async function startWasmPeer(wasmFile: string, capacity = WASM_RING_BYTES): Promise<WasmPeer> {
   const memory = new WA.Memory({ initial: WASM_PAGES, maximum: WASM_PAGES, shared: true });
@@ -71,15 +85,8 @@ export async function startWasmPeer(wasmFile: string, capacity = WASM_RING_BYTES
   initConsumerBlock({ buffer, offset: repC }, RingKind.Spsc, capacity);
   const requests = new SpscProducer({ producer: { buffer, offset: reqP }, consumer: { buffer, offset: reqC } }, { dataBell: new AtomicsDoorbell(buffer, bells >> 2) });
   const replies = new SpscConsumer({ producer: { buffer, offset: repP }, consumer: { buffer, offset: repC } }, { dataBell: new AtomicsDoorbell(buffer, (bells >> 2) + 1) });
-  const module = await WA.compile(await import('node:fs/promises').then((fs) => fs.readFile(wasmFile)));
-  const worker = new Worker(new URL('./ringwire-wasm-worker.js', import.meta.url), { workerData: { module, memory, args: [reqP, reqC, bells, repP, repC, bells + 4] } });
-  const done = new Promise<number>((resolve, reject) => {
-    worker.once('message', (m: number) => resolve(m));
-    worker.once('error', reject);
-    worker.once('exit', (code) => reject(new Error(`wasm worker exited with ${code} before serve() returned`)));
-  });
-  done.catch(() => {});
-  return { memory, requests, replies, done, close: async () => void (await worker.terminate()) };
+  const { done, terminate } = await startWasmWorker(wasmFile, memory, [reqP, reqC, bells, repP, repC, bells + 4], { kind: 'atomics' });
+  return { memory, requests, replies, done, close: async () => void (await terminate()) };
 }
 
 const ORDER: Order = { id: 1, ts: 2, account: 3, price: 1.5, qty: 4, side: 1, flags: 5, venue: 6, active: true, symbol: 'ACME', fills: [1, 2, 3, 4] };

@@ -8,10 +8,20 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
+import { native } from '../lib/native/native.js';
 import { generate } from '../lib/types/index.js';
 import { OrderView, measureOrder, sendOrder, writeOrder, type Order } from '../bench/codec-order.js';
-import { buildOrderEcho, startWasmPeer } from '../bench/peers/ringwire-wasm.js';
-import { withTimeout } from './helpers/index.js';
+import { WA, buildOrderEcho, startWasmPeer, startWasmWorker } from '../bench/peers/ringwire-wasm.js';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { FdServer, type FdSocket } from '../lib/native/unix-socket.js';
+import { FdInbox } from '../lib/process/process-ring.js';
+import { CONSUMER_BLOCK_SIZE, RingKind, producerBlockSize } from '../lib/ring/layout.js';
+import { initConsumerBlock, initProducerBlock } from '../lib/ring/ring-memory.js';
+import { Region } from '../lib/native/region.js';
+import { EventFdDoorbell } from '../lib/native/doorbell-eventfd.js';
+import { scratch, withTimeout } from './helpers/index.js';
+import { mapOver, memoryAddress } from './types/wasm-map.js';
 
 const src = (p: string): string => readFileSync(new URL(`../../${p}`, import.meta.url), 'utf8');
 
@@ -85,6 +95,69 @@ test('a corrupt request ring stops the module with its error code, not a wild re
   } finally {
     await peer.close();
   }
+});
+
+test('across processes: the peer\'s sealed memfds mapped over the module\'s linear memory, eventfd doorbells', async () => {
+  const wasm = buildOrderEcho();
+  await scratch('wasm across processes', 90_000, async (s) => {
+    const capacity = 1 << 16;
+    const PAGE = 4096;
+    const pages = (n: number): number => Math.ceil(n / PAGE) * PAGE;
+    const memory = new WA.Memory({ initial: 64, maximum: 64, shared: true });
+    const base = memoryAddress(memory, 3 << 20);
+    const path = join(s.dir, 'wasm.sock');
+    const server = FdServer.listen(path, { type: 'seqpacket' });
+    s.defer(() => server.close());
+    const accepted = new Promise<FdSocket>((resolve) => server.once('connection', resolve));
+    const child = s.children.add(spawn(process.execPath, [new URL('./types/wasm-process-child.js', import.meta.url).pathname, path, '50', String(capacity)], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const sock = await accepted;
+    s.defer(() => sock.close());
+    const inbox = new FdInbox(sock);
+    s.defer(() => inbox.close());
+    const hello = await inbox.next(10_000);
+    const [reqProducerBlock, , repConsumerBlock, repDataBell] = hello.fds as [number, number, number, number];
+    s.defer(() => hello.fds.forEach((fd) => native().close(fd)));
+    // Every block, ours and the peer's, becomes pages of the module's memory; the peer's read-only.
+    const reqP = 1 << 20;
+    const reqC = reqP + pages(producerBlockSize(capacity));
+    const repP = reqC + PAGE;
+    const repC = repP + pages(producerBlockSize(capacity));
+    // Our blocks: the request ring's consumer block and the reply ring's producer block. As for any
+    // process ring they end sealed with F_SEAL_FUTURE_WRITE, which also forbids *our* new writable
+    // mappings: so they are mapped into the module's memory first, then sealed.
+    const ownBlock = (name: string, side: 'producer' | 'consumer', at: number): Region => {
+      const size = side === 'producer' ? producerBlockSize(capacity) : CONSUMER_BLOCK_SIZE;
+      const region = Region.create(name, size);
+      s.defer(() => region.close());
+      if (side === 'producer') initProducerBlock({ buffer: region.buffer }, RingKind.Spsc, capacity);
+      else initConsumerBlock({ buffer: region.buffer }, RingKind.Spsc, capacity);
+      region.seal({ shrink: true, grow: true });
+      mapOver(memory, base, at, region.fd, size, true);
+      region.seal({ futureWrite: true, seal: true });
+      return region;
+    };
+    const reqC_block = ownBlock('wasm-req-consumer', 'consumer', reqC);
+    const repP_block = ownBlock('wasm-rep-producer', 'producer', repP);
+    const reqDataBell = EventFdDoorbell.create();
+    s.defer(() => reqDataBell.close());
+    const repSpaceBell = EventFdDoorbell.create();
+    s.defer(() => repSpaceBell.close());
+    sock.send(Buffer.from('ok'), [reqC_block.fd, reqDataBell.fd, repP_block.fd, repSpaceBell.fd]);
+    mapOver(memory, base, reqP, reqProducerBlock, producerBlockSize(capacity), false);
+    mapOver(memory, base, repC, repConsumerBlock, PAGE, false);
+    const words = new Uint32Array(memory.buffer);
+    assert.is(words[reqP >> 2], 0x50525752, "the peer's producer block shows through the module's memory");
+    assert.is(words[reqC >> 2], 0x43525752, 'our consumer block too');
+    const worker = await startWasmWorker(wasm, memory, [reqP, reqC, 0, repP, repC, 0], { kind: 'eventfd', parkFd: reqDataBell.fd, ringFd: repDataBell });
+    s.defer(() => worker.terminate());
+    assert.is(await withTimeout('wasm serve', 60_000, () => worker.done), 50);
+    assert.is(await exited, 0);
+    console.log(`  child: ${out.trim()}`);
+    assert.match(out, /^ok 50 /);
+  });
 });
 
 test.run();

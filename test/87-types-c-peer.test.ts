@@ -7,6 +7,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { FdServer } from '../lib/native/unix-socket.js';
+import { attachMpscConsumer, createMpscConsumerHalf } from '../lib/process/process-ring.js';
 import { scratch } from './helpers/index.js';
 import { compileC, haveCc, startScratchEcho } from './types/c-peer.js';
 import * as K from './types/kitchen.js';
@@ -71,6 +75,52 @@ test('a C service answers typed requests across processes, both directions, slee
     assert.ok(parks >= 30, `the C side slept between requests (${parks} parks)`);
     assert.ok(c.requests.stats().doorbellsRung >= 30, 'Node rang the C side awake');
     assert.is(await c.exited, 0);
+  });
+});
+
+test('C MPSC producers in other processes feed a Node MPSC consumer; one dies holding a reservation', async () => {
+  if (!haveCc()) return;
+  await scratch('c mpsc', 90_000, async (s) => {
+    const binary = compileC(s.dir, 'mpsc-producer');
+    const half = createMpscConsumerHalf(1 << 12, 'c-mpsc');
+    const consumer = attachMpscConsumer(half, { abandonTimeoutMs: 100 });
+    s.defer(() => consumer.close());
+    const path = join(s.dir, 'mpsc.sock');
+    const server = FdServer.listen(path, { type: 'seqpacket' });
+    s.defer(() => server.close());
+    server.on('connection', (sock) => {
+      s.defer(() => sock.close());
+      sock.once('message', (_data, fds) => consumer.addProducer(fds[0]!));
+      sock.send(Buffer.from('rwm0'), half.fds);
+    });
+    const run = (...args: string[]): Promise<number | null> => {
+      const child = s.children.add(spawn(binary, [path, ...args], { stdio: ['ignore', 'inherit', 'inherit'] }));
+      return new Promise((resolve) => child.once('exit', resolve));
+    };
+    // The first producer reserves the head of the ring and exits without committing.
+    assert.is(await run('9', '0', 'abandon'), 0);
+    const COUNT = 300;
+    const exits = [run('1', String(COUNT)), run('2', String(COUNT))];
+    const view = new K.RequestView();
+    const next = [0, 0, 0];
+    let received = 0;
+    while (received < 2 * COUNT) {
+      assert.ok(await consumer.ring.waitForData({ timeoutMs: 10_000 }), `message ${received} in time`);
+      while (consumer.ring.read() >= 0) {
+        const v = view.wrap(consumer.ring.data, consumer.ring.offset, consumer.ring.length).toValue();
+        const who = Number(BigInt(v.id) >> 32n);
+        const i = Number(BigInt(v.id) & 0xffffffffn);
+        assert.is(v.name, `producer-${who}`);
+        assert.is(i, next[who], `producer ${who} in order`);
+        assert.equal(v.values, [i, -i]);
+        next[who]!++;
+        received++;
+      }
+      consumer.ring.release();
+    }
+    assert.equal(await Promise.all(exits), [0, 0]);
+    assert.is(consumer.ring.stats().abandoned, 1, 'the dead producer\'s reservation was skipped');
+    console.log(`  ${received} typed messages from two C producers, 1 abandoned reservation skipped, ${consumer.ring.stats().parks} parks`);
   });
 });
 

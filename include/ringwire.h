@@ -40,6 +40,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -440,12 +441,34 @@ static inline int rw_mpsc_commit(rw_mpsc_producer_t *p) {
   return 0;
 }
 
-/* ---- MPSC consumer (reads in reservation order; does not skip abandoned reservations) ---- */
+/* ---- MPSC consumer ---- */
+
+#define RW_MPSC_KEEP 16 /* unmarked skipped ranges remembered between releases */
+#define RW_MPSC_SKIPPED RW_MPSC_COMMITTED /* committed with value 0: no record has it */
+
 typedef struct rw_mpsc_consumer {
   rw_ring_t r;
   uint32_t head, pos, reserved;
   uint32_t offset, length, type;
+  /*
+   * Abandoned reservations (docs/layout.md, MPSC; lib/ring/mpsc.ts): a record not committed
+   * within abandon_ms of reaching the head is skipped, by its size if its writer marked it,
+   * else slot by slot (SKIPPED words, kept through release) up to the next marked slot below the
+   * tail seen when the timer started. Set abandon_ms before the first read (default 1000).
+   */
+  int64_t abandon_ms;
+  int64_t blocked_since; /* -1: no timer */
+  uint32_t blocked_pos, blocked_tail;
+  uint32_t keep[2 * RW_MPSC_KEEP];
+  uint32_t nkeep;
+  uint64_t abandoned;
 } rw_mpsc_consumer_t;
+
+static inline int64_t rw__now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static inline int rw_mpsc_consumer_attach(rw_mpsc_consumer_t *c, void *producer_block, size_t plen, void *consumer_block,
                                           size_t clen, int data_bell, int space_bell) {
@@ -453,6 +476,8 @@ static inline int rw_mpsc_consumer_attach(rw_mpsc_consumer_t *c, void *producer_
   int e = rw_ring_attach(&c->r, RW_KIND_MPSC, producer_block, plen, consumer_block, clen, data_bell, space_bell);
   if (e) return e;
   c->head = c->pos = c->reserved = rw__load(c->r.kc, RW_OFF_HEAD);
+  c->abandon_ms = 1000;
+  c->blocked_since = -1;
   return 0;
 }
 
@@ -470,6 +495,61 @@ static inline uint32_t rw__mpsc_state(rw_mpsc_consumer_t *c, uint32_t off) {
   return (s & ~(RW_MPSC_VALUE_MASK | RW_MPSC_COMMITTED)) == rw__lap_tag(c->pos, c->r.shift) ? s : 0;
 }
 
+static inline void rw_mpsc_release(rw_mpsc_consumer_t *c);
+
+static inline void rw__mpsc_skip(rw_mpsc_consumer_t *c, uint32_t bytes) {
+  int release_now = c->pos == c->head;
+  c->pos += bytes;
+  if (release_now) rw_mpsc_release(c);
+}
+
+/* The record at the read position is uncommitted: 1 after skipping it (or when it got committed), 0 to wait, <0 corrupt. */
+static inline int rw__mpsc_blocked(rw_mpsc_consumer_t *c, uint32_t off) {
+  uint32_t ahead;
+  int e = rw__mpsc_refresh(c, &ahead);
+  if (e) return e;
+  if (ahead == 0) return 0;
+  int64_t now = rw__now_ms();
+  if (c->blocked_since < 0 || c->blocked_pos != c->pos) {
+    c->blocked_pos = c->pos;
+    c->blocked_since = now;
+    c->blocked_tail = c->reserved;
+    return 0;
+  }
+  if (now - c->blocked_since < c->abandon_ms) return 0;
+  uint32_t state = rw__mpsc_state(c, off);
+  if (state & RW_MPSC_COMMITTED) return 1;
+  uint32_t to_end = c->r.capacity - off, size = state & RW_MPSC_VALUE_MASK;
+  if (size) {
+    if ((size & 7) || size > to_end || size > ahead) return rw__fail(&c->r);
+    uint32_t skipped = (state & ~(RW_MPSC_VALUE_MASK | RW_MPSC_COMMITTED)) | RW_MPSC_SKIPPED;
+    /* Seq-cst CAS, paired with the producer's commit CAS: exactly one lands. */
+    if (!atomic_compare_exchange_strong(rw__word(c->r.data, off), &state, skipped)) return 1;
+    c->blocked_since = -1;
+    c->abandoned++;
+    rw__mpsc_skip(c, size);
+    return 1;
+  }
+  if (c->nkeep == RW_MPSC_KEEP) return 0; /* remembered enough; skip after the next release */
+  uint32_t limit = c->blocked_tail - c->pos < to_end ? c->blocked_tail - c->pos : to_end;
+  uint32_t tag = rw__lap_tag(c->pos, c->r.shift), skipped = 0;
+  while (skipped < limit) {
+    _Atomic uint32_t *w = rw__word(c->r.data, off + skipped);
+    uint32_t seen = atomic_load(w);
+    if (rw__is_marked(seen, tag)) break;
+    /* Paired with the producer's marking CAS: a producer late to mark learns it lost the slot. */
+    if (atomic_compare_exchange_strong(w, &seen, tag | RW_MPSC_SKIPPED)) skipped += RW_RECORD_HEADER;
+  }
+  if (skipped == 0) return 1; /* its writer marked it just now: skip it by its size next time */
+  c->blocked_since = -1;
+  c->abandoned++;
+  c->keep[2 * c->nkeep] = c->pos;
+  c->keep[2 * c->nkeep + 1] = c->pos + skipped;
+  c->nkeep++;
+  rw__mpsc_skip(c, skipped);
+  return 1;
+}
+
 static inline int64_t rw_mpsc_read(rw_mpsc_consumer_t *c) {
   if (c->r.broken) return RW_ECORRUPT;
   for (;;) {
@@ -480,9 +560,14 @@ static inline int64_t rw_mpsc_read(rw_mpsc_consumer_t *c) {
       if (ahead == 0) return RW_EAGAIN;
     }
     uint32_t off = c->pos & c->r.mask, state = rw__mpsc_state(c, off);
-    if (!(state & RW_MPSC_COMMITTED)) return RW_EAGAIN;
+    if (!(state & RW_MPSC_COMMITTED)) {
+      int b = rw__mpsc_blocked(c, off);
+      if (b < 0) return b;
+      if (b == 0) return RW_EAGAIN;
+      continue;
+    }
     uint32_t value = state & RW_MPSC_VALUE_MASK;
-    if (value == 0) return rw__fail(&c->r); /* SKIPPED: only this consumer writes it */
+    if (value == 0) return rw__fail(&c->r); /* SKIPPED where a record should be */
     uint32_t len = value - 1, type = rw__get(c->r.data, off + 4);
     if (ahead < RW_RECORD_HEADER + len) {
       int e = rw__mpsc_refresh(c, &ahead);
@@ -491,11 +576,12 @@ static inline int64_t rw_mpsc_read(rw_mpsc_consumer_t *c) {
     if (type == RW_TYPE_PADDING) {
       uint32_t pad = len + RW_RECORD_HEADER;
       if (off + pad != c->r.capacity || pad > ahead) return rw__fail(&c->r);
-      c->pos += pad;
+      rw__mpsc_skip(c, pad);
       continue;
     }
     uint32_t rec = rw_record_bytes(len);
     if (type > RW_MAX_USER_TYPE || off + rec > c->r.capacity || rec > ahead) return rw__fail(&c->r);
+    c->blocked_since = -1;
     c->offset = off + RW_RECORD_HEADER;
     c->length = len;
     c->type = type;
@@ -504,19 +590,55 @@ static inline int64_t rw_mpsc_read(rw_mpsc_consumer_t *c) {
   }
 }
 
-/* Zeroes the records read (the next lap's writers expect 0 or an older tag), then publishes the head. */
-static inline void rw_mpsc_release(rw_mpsc_consumer_t *c) {
-  uint32_t from = c->head;
-  while (from != c->pos) {
-    uint32_t off = from & c->r.mask, n = c->pos - from;
+static inline void rw__mpsc_zero(rw_mpsc_consumer_t *c, uint32_t from, uint32_t to) {
+  while (from != to) {
+    uint32_t off = from & c->r.mask, n = to - from;
     if (n > c->r.capacity - off) n = c->r.capacity - off;
     memset(c->r.data + off, 0, n);
     from += n;
   }
+}
+
+/* Zeroes the records read (except slots skipped unmarked: a late mark must not land on a zero), then publishes the head. */
+static inline void rw_mpsc_release(rw_mpsc_consumer_t *c) {
   if (c->pos == c->head) return;
+  uint32_t from = c->head;
+  for (uint32_t i = 0; i < c->nkeep; i++) {
+    rw__mpsc_zero(c, from, c->keep[2 * i]);
+    from = c->keep[2 * i + 1];
+  }
+  rw__mpsc_zero(c, from, c->pos);
+  c->nkeep = 0;
+  /* Seq-cst: the zeroes (and our reads) before the head that hands the space back. */
   rw__store(c->r.kc, RW_OFF_HEAD, c->pos);
   c->head = c->pos;
   rw__notify_producers(&c->r);
+}
+
+/* True when a committed record waits at the read position. */
+static inline int rw_mpsc_available(rw_mpsc_consumer_t *c) {
+  uint32_t ahead = c->reserved - c->pos;
+  if (ahead == 0 && (rw__mpsc_refresh(c, &ahead) || ahead == 0)) return 0;
+  return (rw__mpsc_state(c, c->pos & c->r.mask) & RW_MPSC_COMMITTED) != 0;
+}
+
+/*
+ * Sleeps until a record can be read or timeout_ms passes (-1: forever). Parks in slices of at most
+ * abandon_ms / 4 and runs the abandon logic on every wake: nobody rings for a record whose writer died.
+ */
+static inline int rw_mpsc_wait(rw_mpsc_consumer_t *c, int timeout_ms) {
+  int slice_max = c->abandon_ms / 4 < RW_MAX_PARK_MS ? (int)(c->abandon_ms / 4) + 1 : RW_MAX_PARK_MS;
+  for (int waited = 0;;) {
+    if (rw_mpsc_available(c)) return 1;
+    uint32_t off = c->pos & c->r.mask, ahead = c->reserved - c->pos;
+    if (ahead && rw__mpsc_blocked(c, off) == 1) return 1;
+    if (timeout_ms >= 0 && waited >= timeout_ms) return 0;
+    int slice = timeout_ms < 0 || timeout_ms - waited > slice_max ? slice_max : timeout_ms - waited;
+    atomic_fetch_add(rw__word(c->r.kc, RW_OFF_CONSUMER_WAITING), 1);
+    if (!rw_mpsc_available(c)) rw_bell_park(c->r.data_bell, slice);
+    atomic_fetch_sub(rw__word(c->r.kc, RW_OFF_CONSUMER_WAITING), 1);
+    waited += slice;
+  }
 }
 
 /* ---- Sealed memfd blocks (docs/layout.md "Sharing blocks between processes") ---- */

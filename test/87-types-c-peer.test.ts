@@ -22,11 +22,11 @@ test('include/ringwire.h unit tests (C, system compiler)', async () => {
   await scratch('c unit', 120_000, async (s) => {
     const out = execFileSync(compileC(s.dir, 'unit'), { encoding: 'utf8' });
     process.stdout.write(out.replace(/^/gm, '  '));
-    assert.match(out, /^7 passed, 0 failed$/m);
+    assert.match(out, /^8 passed, 0 failed$/m);
     const san = spawnSync('cc', ['-fsanitize=address,undefined', '-x', 'c', '-', '-o', `${s.dir}/probe`], { input: 'int main(void){return 0;}' });
     if (san.status === 0) {
       const checked = execFileSync(compileC(s.dir, 'unit', ['-fsanitize=address,undefined', '-fno-sanitize-recover=all', '-g']), { encoding: 'utf8' });
-      assert.match(checked, /^7 passed, 0 failed$/m, 'under ASan/UBSan');
+      assert.match(checked, /^8 passed, 0 failed$/m, 'under ASan/UBSan');
     } else {
       console.log('  (no sanitizer runtime: ASan/UBSan run skipped; the plain run above still counts)');
     }

@@ -91,6 +91,47 @@ static int mpsc_two_producers(void) {
   return 1;
 }
 
+static int mpsc_abandoned(void) {
+  blocks_t b;
+  CHECK(make_blocks(&b, RW_KIND_MPSC, 1024));
+  rw_mpsc_producer_t dead, live, stalled;
+  rw_mpsc_consumer_t c;
+  CHECK(rw_mpsc_producer_attach(&dead, b.p, b.plen, b.c, b.clen, -1, -1) == 0);
+  CHECK(rw_mpsc_producer_attach(&live, b.p, b.plen, b.c, b.clen, -1, -1) == 0);
+  CHECK(rw_mpsc_producer_attach(&stalled, b.p, b.plen, b.c, b.clen, -1, -1) == 0);
+  CHECK(rw_mpsc_consumer_attach(&c, b.p, b.plen, b.c, b.clen, -1, -1) == 0);
+  c.abandon_ms = 0; /* skip on the second look at a blocked head */
+  /* A marked reservation whose writer never commits, then a committed record behind it. */
+  CHECK(rw_mpsc_claim(&dead, 40, 1) >= 0);
+  CHECK(rw_mpsc_claim(&live, 8, 2) >= 0 && rw_mpsc_commit(&live) == 0);
+  CHECK(rw_mpsc_read(&c) == RW_EAGAIN); /* starts the timer */
+  CHECK(rw_mpsc_read(&c) == 8 && c.type == 2 && c.abandoned == 1);
+  CHECK(rw_mpsc_commit(&dead) == RW_EREVOKED); /* its late commit loses */
+  rw_mpsc_release(&c);
+  /* A producer that won the tail CAS but stalled before marking: 16 unmarked bytes at the head. */
+  uint32_t t = atomic_fetch_add(rw__word(b.p, RW_OFF_TAIL), 16);
+  CHECK(rw_mpsc_claim(&live, 4, 3) >= 0 && rw_mpsc_commit(&live) == 0);
+  CHECK(rw_mpsc_read(&c) == RW_EAGAIN);
+  CHECK(rw_mpsc_read(&c) == 4 && c.type == 3 && c.abandoned == 2);
+  /* Its late mark finds SKIPPED of its lap and must not land. */
+  CHECK(rw__mpsc_mark(&stalled, t & c.r.mask, rw__lap_tag(t, c.r.shift) | 16) == 0);
+  rw_mpsc_release(&c);
+  CHECK((rw__load(c.r.data, t & c.r.mask) & RW_MPSC_SKIPPED) != 0); /* kept through release */
+  /* The ring keeps working across laps afterwards. */
+  for (uint32_t i = 0; i < 2000; i++) {
+    int64_t off = rw_mpsc_claim(&live, 60, 1);
+    CHECK(off >= 0);
+    memcpy(live.r.data + off, &i, 4);
+    CHECK(rw_mpsc_commit(&live) == 0);
+    CHECK(rw_mpsc_read(&c) == 60);
+    uint32_t v;
+    memcpy(&v, c.r.data + c.offset, 4);
+    CHECK(v == i);
+    rw_mpsc_release(&c);
+  }
+  return 1;
+}
+
 static int spsc_corrupt_poisons(void) {
   blocks_t b;
   CHECK(make_blocks(&b, RW_KIND_SPSC, 256));
@@ -209,6 +250,7 @@ static int typed_corruption(void) {
 int main(void) {
   run("spsc: 100000 messages with wrap-around and padding", spsc_stream);
   run("mpsc: two producers interleaved, order kept per producer", mpsc_two_producers);
+  run("mpsc: abandoned reservations (marked and unmarked) are skipped; late writers lose", mpsc_abandoned);
   run("spsc: a corrupt header is RW_ECORRUPT and poisons the ring", spsc_corrupt_poisons);
   run("blocks: unsealed peer fds are refused, future-write is enforced", unsealed_fds_refused);
   run("utf8 and char validation", utf8);

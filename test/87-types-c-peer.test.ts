@@ -9,8 +9,10 @@ import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { FdServer } from '../lib/native/unix-socket.js';
-import { attachMpscConsumer, createMpscConsumerHalf } from '../lib/process/process-ring.js';
+import { FdServer, type FdSocket } from '../lib/native/unix-socket.js';
+import { FdInbox, attachMpscConsumer, attachMpscProducer, createMpscConsumerHalf, createMpscProducerHalf } from '../lib/process/process-ring.js';
+import { native } from '../lib/native/native.js';
+import { isRingwireError } from '../lib/errors.js';
 import { scratch } from './helpers/index.js';
 import { compileC, haveCc, startScratchEcho } from './types/c-peer.js';
 import * as K from './types/kitchen.js';
@@ -121,6 +123,48 @@ test('C MPSC producers in other processes feed a Node MPSC consumer; one dies ho
     assert.equal(await Promise.all(exits), [0, 0]);
     assert.is(consumer.ring.stats().abandoned, 1, 'the dead producer\'s reservation was skipped');
     console.log(`  ${received} typed messages from two C producers, 1 abandoned reservation skipped, ${consumer.ring.stats().parks} parks`);
+  });
+});
+
+test('Node MPSC producers feed a C MPSC consumer; one leaves a reservation uncommitted and loses it', async () => {
+  if (!haveCc()) return;
+  await scratch('c mpsc consumer', 90_000, async (s) => {
+    const binary = compileC(s.dir, 'mpsc-consumer');
+    const path = join(s.dir, 'mpscq.sock');
+    const server = FdServer.listen(path, { type: 'seqpacket' });
+    s.defer(() => server.close());
+    const accepted = new Promise<FdSocket>((resolve) => server.once('connection', resolve));
+    const child = s.children.add(spawn(binary, [path, String(1 << 12)], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const sock = await accepted;
+    s.defer(() => sock.close());
+    const inbox = new FdInbox(sock);
+    s.defer(() => inbox.close());
+    const hello = await inbox.next(10_000);
+    assert.is(hello.data.toString(), 'rwq1');
+    const copies = hello.fds.map((fd) => native().dup(fd));
+    const liveHalf = createMpscProducerHalf();
+    const live = attachMpscProducer(liveHalf, hello.fds);
+    s.defer(() => live.close());
+    const dead = attachMpscProducer(createMpscProducerHalf(), copies);
+    s.defer(() => dead.close());
+    sock.send(Buffer.from('rwq2'), liveHalf.fds);
+    // One producer reserves the head and never commits (as if it died there).
+    const held = dead.ring.claim(K.measureRequest(sample), 1);
+    assert.ok(held >= 0);
+    const COUNT = 400;
+    for (let i = 0; i < COUNT; i++) {
+      const v = { ...sample, id: BigInt(i) };
+      while (!K.sendRequest(live.ring, v, 1)) assert.ok(await live.ring.waitForSpace(K.measureRequest(v), { timeoutMs: 10_000 }), 'space in time');
+    }
+    while (!live.ring.send(new Uint8Array(0), 2)) await live.ring.waitForSpace(0, { timeoutMs: 10_000 });
+    assert.is(await exited, 0);
+    const [valid, invalid, abandoned, parks] = out.trim().split(' ').map(Number) as [number, number, number, number];
+    console.log(`  C consumer: ${valid} valid, ${invalid} invalid, ${abandoned} abandoned skipped, ${parks} parks; Node producer waited for space ${live.ring.stats().fullWaits} times`);
+    assert.equal([valid, invalid, abandoned], [COUNT, 0, 1]);
+    assert.throws(() => dead.ring.commit(), (e: unknown) => isRingwireError(e, 'ERR_TIMEOUT'), 'the late commit is refused');
   });
 });
 

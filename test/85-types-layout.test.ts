@@ -169,6 +169,11 @@ test('parse errors carry line and column, and unsupported WIT is refused, not ig
   }
 });
 
+test('option<option<T>> lays out (above) but has no TypeScript value form: generate says so', () => {
+  assert.throws(() => generate('record r { o: option<option<u8>> }', { lang: 'ts' }), /option<option<T>>/);
+  assert.ok(generate('record r { o: option<option<u8>> }', { lang: 'c' }).includes('rw_option_option_u8_t'));
+});
+
 test('accepted syntax: package, interfaces, comments, %keywords, trailing commas', () => {
   const doc = parseWit(`
     package a:b@1.0.0;

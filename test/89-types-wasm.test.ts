@@ -151,7 +151,7 @@ test('across processes: the peer\'s sealed memfds mapped over the module\'s line
     const words = new Uint32Array(memory.buffer);
     assert.is(words[reqP >> 2], 0x50525752, "the peer's producer block shows through the module's memory");
     assert.is(words[reqC >> 2], 0x43525752, 'our consumer block too');
-    const worker = await startWasmWorker(wasm, memory, [reqP, reqC, 0, repP, repC, 0], { kind: 'eventfd', parkFd: reqDataBell.fd, ringFd: repDataBell });
+    const worker = await startWasmWorker(wasm, memory, [reqP, reqC, 0, repP, repC, 0, 0], { kind: 'eventfd', parkFd: reqDataBell.fd, ringFd: repDataBell });
     s.defer(() => worker.terminate());
     assert.is(await withTimeout('wasm serve', 60_000, () => worker.done), 50);
     assert.is(await exited, 0);

@@ -117,10 +117,11 @@ function answer(m: usize, len: u32): void {
 
 /**
  * Serves until a type 2 request. inP/inC: the request ring's producer and consumer blocks; outP/outC
- * the reply ring's; inBell/outBellAt: doorbell words (Node's AtomicsDoorbell). Returns the orders
+ * the reply ring's; inBell/replyBell: doorbell words (Node's AtomicsDoorbell); spin: polls of an
+ * empty ring before parking. Returns the orders
  * handled, or 0xffffffff when a request ring broke an invariant.
  */
-export function serve(inP: usize, inC: usize, inBell: usize, replyP: usize, replyC: usize, replyBell: usize): u32 {
+export function serve(inP: usize, inC: usize, inBell: usize, replyP: usize, replyC: usize, replyBell: usize, spin: u32): u32 {
   outP = replyP;
   outC = replyC;
   outBell = replyBell;
@@ -132,10 +133,13 @@ export function serve(inP: usize, inC: usize, inBell: usize, replyP: usize, repl
   let pos = atomic.load<u32>(inC + OFF_HEAD);
   let handled: u32 = 0;
   let parks: u32 = 0;
+  let idle: u32 = 0;
   for (;;) {
     const off = pos & (cap - 1);
     const word = atomic.load<u32>(inP + DATA + off);
     if (word == 0) {
+      if (++idle <= spin) continue;
+      idle = 0;
       // Sleep: snapshot the bell, count ourselves waiting (seq-cst), re-check, then park (1 s cap).
       const seen = atomic.load<i32>(inBell);
       atomic.add<u32>(inC + OFF_CONSUMER_WAITING, 1);
@@ -146,6 +150,7 @@ export function serve(inP: usize, inC: usize, inBell: usize, replyP: usize, repl
       atomic.sub<u32>(inC + OFF_CONSUMER_WAITING, 1);
       continue;
     }
+    idle = 0;
     if ((word & PRESENT) == 0) return CORRUPT;
     const len = word & ~PRESENT;
     const type = load<u32>(inP + DATA + off, 4);

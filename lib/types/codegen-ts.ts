@@ -9,6 +9,7 @@
  * variants and lists are child views cached in their parent, so reading a message allocates nothing
  * but the strings it decodes (and bigints for s64/u64, which have xAsNumber() twins).
  */
+import { ringwireError } from '../errors.js';
 import { Layouts, isFlat } from './layout.js';
 import { camel, pascal, typeKey } from './names.js';
 import type { TypeRef, WitDocument } from './wit.js';
@@ -295,6 +296,11 @@ class TsGen {
     });
     if (flavor === 'option') {
       const some = cases[1]!.type!;
+      const inner = this.l.shape(some);
+      if (inner.kind === 'variant' && inner.flavor === 'option') {
+        // some(none) and none would both be `undefined`.
+        throw ringwireError('ERR_INVALID_ARG', `${k}: option<option<T>> has no TypeScript value form (T | undefined); wrap the inner option in a record`);
+      }
       this.out.push(`export type ${k} = ${this.valueType(some)} | undefined;`);
     } else {
       this.out.push(`export type ${k} =`, ...cases.map((c, i) => `  ${i === 0 ? ' ' : '|'} { tag: '${c.name}'${c.type ? `; val: ${this.valueType(c.type)}` : ''} }`), ';');

@@ -9,6 +9,7 @@ import { isRingwireError } from '../lib/errors.js';
 import { Layouts } from '../lib/types/layout.js';
 import { parseWit } from '../lib/types/wit.js';
 import { generate } from '../lib/types/index.js';
+import { typesGenCommand } from '../lib/types/cli.js';
 
 function layouts(wit: string): Layouts {
   return new Layouts(parseWit(wit));
@@ -185,6 +186,29 @@ test('accepted syntax: package, interfaces, comments, %keywords, trailing commas
   `);
   assert.is(doc.package, 'a:b@1.0.0');
   assert.equal([...doc.types.keys()], ['record', 'x']);
+});
+
+test('the gen command: --lang, --out, --help, and typed errors for bad arguments', async () => {
+  const { mkdtempSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
+  const dir = mkdtempSync('/tmp/ringwire-85-gen-');
+  try {
+    writeFileSync(`${dir}/s.wit`, 'record point { x: f64, y: f64 }');
+    assert.is(await typesGenCommand([`${dir}/s.wit`, '--lang', 'c', '--out', `${dir}/s.h`]), 0);
+    assert.match(readFileSync(`${dir}/s.h`, 'utf8'), /_Static_assert\(sizeof\(rw_point_t\) == 16/);
+    let printed = '';
+    assert.is(await typesGenCommand([`${dir}/s.wit`], (s) => (printed += s)), 0);
+    assert.match(printed, /export class PointView/);
+    printed = '';
+    assert.is(await typesGenCommand(['--help'], (s) => (printed += s)), 0);
+    assert.match(printed, /usage: ringwire gen/);
+    for (const bad of [[], [`${dir}/s.wit`, '--lang', 'cobol'], [`${dir}/s.wit`, 'extra.wit']]) {
+      await typesGenCommand(bad).then(() => assert.unreachable(bad.join(' ')), (err) => assert.ok(isRingwireError(err, 'ERR_INVALID_ARG'), String(err)));
+    }
+    writeFileSync(`${dir}/bad.wit`, 'record r { x: resource }');
+    await typesGenCommand([`${dir}/bad.wit`]).then(() => assert.unreachable(), (err) => assert.match(String(err), /WIT 1:15/));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();

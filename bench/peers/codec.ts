@@ -7,6 +7,9 @@
  * parses; `codec-flatbuffers` builds with a reused Builder and copies the result in, reads in place;
  * `codec-protobufjs` encodes to a buffer, copies it in, and decodes. Only the 64-byte size slot
  * runs (the record's size is fixed: WIT 84 B, JSON 149 B, FlatBuffers 120 B, protobuf about 40 B).
+ * Each codec reads the u64 fields the way its API offers: WIT through the allocation-free
+ * xAsNumber() getters (exact to 2^53), FlatBuffers as bigint (readUint64), protobufjs as Long, JSON
+ * as numbers; every other field is read once per message by every codec.
  */
 import { Builder, ByteBuffer } from 'flatbuffers';
 import protobuf from 'protobufjs';

@@ -36,6 +36,8 @@ const table = {
   ERR_HTTP_RESET: { base: Error, retry: true, doc: 'the peer aborted the HTTP exchange (the ringwire ECONNRESET); reason and reset code in the message' },
   ERR_HTTP_HEADERS_TOO_LARGE: { base: RangeError, retry: false, doc: 'an HTTP head is over the header-bytes limit or a field over its length limit (431)' },
   ERR_HTTP_BODY_LENGTH: { base: Error, retry: false, doc: 'an HTTP body was longer or shorter than its content-length' },
+  // types (issue 16: typed messages in the canonical ABI layout)
+  ERR_MESSAGE_CORRUPT: { base: Error, retry: false, doc: 'a typed message broke its schema: a pointer outside the message, a bad discriminant or char, or bad UTF-8' },
 } as const satisfies Record<string, { base: ErrorConstructor | RangeErrorConstructor | TypeErrorConstructor; retry: boolean; doc: string }>;
 
 export type ErrorCode = keyof typeof table;

@@ -4,6 +4,9 @@
  */
 import { registerTransport } from '../transport.js';
 import { atomicsFloor } from './atomics-floor.js';
+import { ringwireC } from './ringwire-c.js';
+import { ringwireWasm } from './ringwire-wasm.js';
+import { codecFlatbuffers, codecJson, codecProtobufjs, codecWit } from './codec.js';
 import { eventfdFloor } from './eventfd-floor.js';
 import { memcpy } from './memcpy.js';
 import { messageChannel } from './message-channel.js';
@@ -42,3 +45,9 @@ registerTransport(fastifyUds);
 registerTransport(fastifyRingwire);
 registerTransport(grpcUds);
 registerTransport(grpcRingwire);
+registerTransport(codecWit);
+registerTransport(codecJson);
+registerTransport(codecFlatbuffers);
+registerTransport(codecProtobufjs);
+registerTransport(ringwireC);
+registerTransport(ringwireWasm);

@@ -24,9 +24,10 @@ function headersMajor(dir) {
   }
 }
 
-// Is there an addon that loads already (a prebuild, or an earlier source build)?
+// Is there an addon of this version that loads already (a prebuild, or an earlier source build)?
 function loads() {
-  const probe = `require(${JSON.stringify(require.resolve('node-gyp-build'))})(${JSON.stringify(root)})`;
+  // A build left from an older ringwire loads too, but lacks what this one exports: require both.
+  const probe = `if (!require(${JSON.stringify(require.resolve('node-gyp-build'))})(${JSON.stringify(root)}).sharedBuffer) process.exit(1)`;
   return spawnSync(process.execPath, ['-e', probe], { stdio: 'ignore' }).status === 0;
 }
 

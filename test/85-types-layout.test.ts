@@ -188,7 +188,7 @@ test('accepted syntax: package, interfaces, comments, %keywords, trailing commas
   assert.equal([...doc.types.keys()], ['record', 'x']);
 });
 
-test('the gen command: --lang, --out, --help, and typed errors for bad arguments', async () => {
+test('the gen command: --lang, --out, --help, typed errors for bad arguments, and `ringwire gen` itself', async () => {
   const { mkdtempSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
   const dir = mkdtempSync('/tmp/ringwire-85-gen-');
   try {
@@ -206,6 +206,13 @@ test('the gen command: --lang, --out, --help, and typed errors for bad arguments
     }
     writeFileSync(`${dir}/bad.wit`, 'record r { x: resource }');
     await typesGenCommand([`${dir}/bad.wit`]).then(() => assert.unreachable(), (err) => assert.match(String(err), /WIT 1:15/));
+    // The same command through the installed CLI: `ringwire gen`.
+    const { execFileSync, spawnSync } = await import('node:child_process');
+    const cli = new URL('../bin/ringwire.js', import.meta.url).pathname;
+    assert.match(execFileSync(process.execPath, [cli, 'gen', `${dir}/s.wit`, '--lang', 'c'], { encoding: 'utf8' }), /rw_point_t/);
+    const failed = spawnSync(process.execPath, [cli, 'gen', `${dir}/bad.wit`], { encoding: 'utf8' });
+    assert.is(failed.status, 1);
+    assert.match(failed.stderr, /WIT 1:15/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -21,7 +21,7 @@ const files = new Set(packed[0]!.files.map((f) => f.path));
 
 const allowed = [
   /^package\.json$/, /^README\.md$/, /^LICENSE$/, /^binding\.gyp$/, /^docs\/[^/]+\.md$/,
-  /^addon\/[a-z_]+\.(cc|h)$/, /^addon\/install\.cjs$/,
+  /^addon\/[a-z_]+\.(cc|h)$/, /^addon\/install\.cjs$/, /^include\/ringwire\.h$/,
   /^dist\/(lib|virtio|bin)\/.+\.(js|d\.ts)$/,
   /^prebuilds\/linux-(x64|arm64)\/ringwire\.(abi\d+\.)?glibc\.node$/,
 ];
@@ -32,7 +32,7 @@ test('every packed file is one users need', () => {
 });
 
 test('the library, its types, the CLI, the addon sources and the install script are in it', () => {
-  const need = [pkg.main, pkg.types, ...Object.values(pkg.bin), 'binding.gyp', 'addon/install.cjs', 'addon/shared_buffer.cc', 'README.md'];
+  const need = [pkg.main, pkg.types, ...Object.values(pkg.bin), 'binding.gyp', 'addon/install.cjs', 'addon/shared_buffer.cc', 'include/ringwire.h', 'README.md'];
   for (const spec of Object.values(pkg.exports)) need.push(spec.types, spec.default);
   for (const f of need.map((p) => p.replace(/^\.\//, ''))) assert.ok(files.has(f), `${f} is not packed`);
   for (const source of readdirSync(join(packageRoot, 'addon')).filter((f) => /\.(cc|h)$/.test(f))) {

@@ -9,7 +9,7 @@
  * ring's producer and consumer blocks, the reply ring's, then the two doorbell words.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -42,9 +42,12 @@ export function buildOrderEcho(): string {
   const sources = ['wasm/order-echo.ts', 'wasm/order.ts'].map((f) => statSync(join(repo, f)).mtimeMs);
   if (existsSync(out) && statSync(out).mtimeMs > Math.max(...sources)) return out;
   mkdirSync(dirname(out), { recursive: true });
+  // Built aside and renamed: two test files building at once never see half a module.
+  const tmp = `${out}.${process.pid}.tmp`;
   execFileSync(process.execPath, [join(repo, 'node_modules/assemblyscript/bin/asc.js'), join(repo, 'wasm/order-echo.ts'),
     '--runtime', 'stub', '--importMemory', '--sharedMemory', '--initialMemory', String(WASM_PAGES), '--maximumMemory', String(WASM_PAGES),
-    '--enable', 'threads', '-O3', '--noAssert', '-o', out], { stdio: ['ignore', 'inherit', 'inherit'] });
+    '--enable', 'threads', '-O3', '--noAssert', '-o', tmp], { stdio: ['ignore', 'inherit', 'inherit'] });
+  renameSync(tmp, out);
   return out;
 }
 

@@ -12,7 +12,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { fdsByKind } from '../bench/soak/fds.js';
 import { join } from 'node:path';
 import { addonAvailable, closeFd, native } from '../lib/native/native.js';
 import { FdServer, FdSocket } from '../lib/native/unix-socket.js';
@@ -37,21 +37,6 @@ const hasAddon = requireOrSkip('native addon', addonAvailable());
 const seed = testSeed();
 const runs = (n: number): fc.Parameters<unknown> => ({ seed, numRuns: Number(process.env.RINGWIRE_FUZZ_RUNS ?? n), endOnFailure: true });
 
-/** This process's fds by kind (eventfd, memfd, socket, other). */
-function fdsByKind(): Record<string, number> {
-  const out: Record<string, number> = { eventfd: 0, memfd: 0, socket: 0, other: 0 };
-  for (const name of readdirSync('/proc/self/fd')) {
-    let t: string;
-    try {
-      t = readlinkSync(`/proc/self/fd/${name}`);
-    } catch {
-      continue;
-    }
-    const kind = t === 'anon_inode:[eventfd]' ? 'eventfd' : t.startsWith('/memfd:') ? 'memfd' : t.startsWith('socket:') ? 'socket' : 'other';
-    out[kind]!++;
-  }
-  return out;
-}
 
 async function settled(cond: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;

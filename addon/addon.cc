@@ -20,6 +20,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }
   env.SetInstanceData<AddonState>(state);  // deleted by Node-API when the environment goes
   napi_add_env_cleanup_hook(env, Cleanup, state);
+  if (!InitSharedBuffer(env, exports, state)) return exports;  // the load fails with its message
   InitFd(env, exports);
   InitRegion(env, exports);
   InitEventFd(env, exports);

@@ -2,19 +2,55 @@
 // thread the buffer is posted to, so its lifetime is tied to the buffer's backing store: the deleter
 // munmaps when V8 frees the last reference. The deleter may run on any thread and after the
 // creating environment is gone, so it touches nothing but the mapping itself.
-#define NAPI_EXPERIMENTAL
-#define NODE_API_EXPERIMENTAL_NO_WARNING
+//
+// Two ways to make such a buffer, chosen once per environment when the addon loads:
+// - "external": node_api_create_external_sharedarraybuffer (Node-API, experimental; Node 22.23+,
+//   24.16+, 26.1+). It is looked up at run time through a weak reference, never at compile time, so
+//   one binary built against any headers uses it wherever the running Node has it. That is what
+//   lets one prebuild serve every Node version, and makes a build against the wrong headers (the
+//   npm_config_nodedir trap) harmless on those versions.
+// - "v8": the V8 API, for Nodes without it (Node 20). V8's C++ ABI changes with every Node major,
+//   so this path is taken only when the running Node's major equals the headers' major; otherwise
+//   the addon refuses to load with a message saying so, instead of calling V8 with the wrong ABI.
+//
+// Build switches (binding.gyp, from RINGWIRE_SAB at build time):
+//   RINGWIRE_SAB_EXTERNAL_ONLY  no V8 code at all (the Node-API prebuild: no V8 symbol is referenced)
+//   RINGWIRE_SAB_FORCE_V8       always the V8 path (keeps the fallback tested on Nodes that have both)
 #include <sys/mman.h>
 
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 
-#include "common.h"
+#include "state.h"
 
-#ifndef NODE_API_EXPERIMENTAL_HAS_CREATE_EXTERNAL_SHAREDARRAYBUFFER
+// node_version.h (for NODE_MAJOR_VERSION) also defines NAPI_VERSION as the runtime's (9 in Node 20):
+// keep the module's NAPI_VERSION from binding.gyp.
+#pragma push_macro("NAPI_VERSION")
+#undef NAPI_VERSION
+#include <node_version.h>
+#pragma pop_macro("NAPI_VERSION")
+
+#ifndef RINGWIRE_SAB_EXTERNAL_ONLY
 #include <v8.h>
 #endif
+
+#ifdef RINGWIRE_SAB_INVALID
+#error "RINGWIRE_SAB must be auto, external-only or v8"
+#endif
+#if defined(RINGWIRE_SAB_EXTERNAL_ONLY) && defined(RINGWIRE_SAB_FORCE_V8)
+#error "RINGWIRE_SAB_EXTERNAL_ONLY and RINGWIRE_SAB_FORCE_V8 exclude each other"
+#endif
+
+// Declared here, not taken from the headers: they declare it only under NAPI_EXPERIMENTAL, and only
+// from Node 22.23 on. Weak: where the running Node does not export it, its address is null.
+extern "C" {
+typedef void (*ringwire_noenv_finalize)(void* data, void* hint);
+napi_status node_api_create_external_sharedarraybuffer(napi_env env, void* external_data, size_t byte_length,
+                                                       ringwire_noenv_finalize finalize_cb, void* finalize_hint,
+                                                       napi_value* result) __attribute__((weak, visibility("default")));
+}
 
 namespace ringwire {
 
@@ -49,49 +85,70 @@ void Remember(void* data, size_t length, size_t pageOffset) {
   Mappings()[reinterpret_cast<uintptr_t>(data)] = Mapping{length, pageOffset};
 }
 
-#ifdef NODE_API_EXPERIMENTAL_HAS_CREATE_EXTERNAL_SHAREDARRAYBUFFER
 struct Span {
   size_t length;
   size_t pageOffset;
 };
+
+void UnmapSpan(void* data, void* hint) {
+  Span* s = static_cast<Span*>(hint);
+  UnmapRegion(data, s->length, reinterpret_cast<void*>(static_cast<uintptr_t>(s->pageOffset)));
+  delete s;
+}
+
+// True when the running Node exports the function and it works for this module: a probe over a
+// static word (no finalizer, the memory is never freed).
+bool ExternalWorks(Napi::Env env) {
+  if (node_api_create_external_sharedarraybuffer == nullptr) return false;
+  static uint64_t probe;
+  napi_value result;
+  return node_api_create_external_sharedarraybuffer(env, &probe, sizeof(probe), nullptr, nullptr, &result) ==
+         napi_ok;
+}
+
+const char* BuildMode() {
+#if defined(RINGWIRE_SAB_EXTERNAL_ONLY)
+  return "external-only";
+#elif defined(RINGWIRE_SAB_FORCE_V8)
+  return "v8";
+#else
+  return "auto";
 #endif
+}
 
 }  // namespace
 
 Napi::Value NewMappedSharedArrayBuffer(Napi::Env env, void* base, size_t dataOffset, size_t length) {
   void* data = static_cast<char*>(base) + dataOffset;
   void* hint = reinterpret_cast<void*>(static_cast<uintptr_t>(dataOffset));
+  AddonState* state = env.GetInstanceData<AddonState>();
   Remember(data, length, dataOffset);
-#ifdef NODE_API_EXPERIMENTAL_HAS_CREATE_EXTERNAL_SHAREDARRAYBUFFER
-  // This finalizer gets no length, so the mapping span travels in a small allocation it frees.
-  Span* span = new Span{length, dataOffset};
-  napi_value result;
-  napi_status status = node_api_create_external_sharedarraybuffer(
-      env, data, length,
-      [](void* d, void* h) {
-        Span* s = static_cast<Span*>(h);
-        UnmapRegion(d, s->length, reinterpret_cast<void*>(static_cast<uintptr_t>(s->pageOffset)));
-        delete s;
-      },
-      span, &result);
-  if (status != napi_ok) {
-    delete span;
-    UnmapRegion(data, length, hint);
-    return NegErrno(env, ENOMEM);
+  if (state->sabPath == SabPath::kExternal) {
+    // This finalizer gets no length, so the mapping span travels in a small allocation it frees.
+    Span* span = new Span{length, dataOffset};
+    napi_value result;
+    if (node_api_create_external_sharedarraybuffer(env, data, length, UnmapSpan, span, &result) != napi_ok) {
+      delete span;
+      UnmapRegion(data, length, hint);
+      return NegErrno(env, ENOMEM);
+    }
+    return Napi::Value(env, result);
   }
-  return Napi::Value(env, result);
-#else
-  // Node 20 has no Node-API for an external SharedArrayBuffer. A napi_value is a V8 local handle in
-  // every Node release, so the V8 object created here crosses the boundary by value.
-  v8::Isolate* isolate = v8::Isolate::GetCurrent();
-  std::shared_ptr<v8::BackingStore> store =
-      v8::SharedArrayBuffer::NewBackingStore(data, length, UnmapRegion, hint);
-  v8::Local<v8::Value> sab = v8::SharedArrayBuffer::New(isolate, std::move(store));
-  napi_value result;
-  static_assert(sizeof(result) == sizeof(sab), "napi_value must be a V8 local handle");
-  std::memcpy(&result, &sab, sizeof(result));
-  return Napi::Value(env, result);
+#ifndef RINGWIRE_SAB_EXTERNAL_ONLY
+  if (state->sabPath == SabPath::kV8) {
+    // A napi_value is a V8 local handle in every Node release, so the V8 object created here
+    // crosses the boundary by value.
+    v8::Isolate* isolate = v8::Isolate::GetCurrent();
+    std::shared_ptr<v8::BackingStore> store = v8::SharedArrayBuffer::NewBackingStore(data, length, UnmapRegion, hint);
+    v8::Local<v8::Value> sab = v8::SharedArrayBuffer::New(isolate, std::move(store));
+    napi_value result;
+    static_assert(sizeof(result) == sizeof(sab), "napi_value must be a V8 local handle");
+    std::memcpy(&result, &sab, sizeof(result));
+    return Napi::Value(env, result);
+  }
 #endif
+  UnmapRegion(data, length, hint);
+  return NegErrno(env, ENOSYS);
 }
 
 // releaseMapping(first: Uint8Array) -> 0 | -errno, where `first` views the first byte(s) of a
@@ -116,6 +173,47 @@ Napi::Value ReleaseMapping(const Napi::CallbackInfo& info) {
   void* r = mmap(start, m.length + m.pageOffset, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
   if (r == MAP_FAILED) return NegErrno(env, errno);
   return Napi::Number::New(env, 0);
+}
+
+// Chooses the path for this environment and exports what was chosen as `sharedBuffer`:
+// { path: 'external' | 'v8', build: 'auto' | 'external-only' | 'v8', headersNodeMajor }.
+// Returns false, with a JS exception pending, when no path can serve the running Node.
+bool InitSharedBuffer(Napi::Env env, Napi::Object exports, AddonState* state) {
+  const napi_node_version* running = nullptr;
+  if (napi_get_node_version(env, &running) != napi_ok) return false;
+  bool sameMajor = running->major == NODE_MAJOR_VERSION;
+  (void)sameMajor;
+#if defined(RINGWIRE_SAB_FORCE_V8)
+  if (sameMajor) state->sabPath = SabPath::kV8;
+#elif defined(RINGWIRE_SAB_EXTERNAL_ONLY)
+  if (ExternalWorks(env)) state->sabPath = SabPath::kExternal;
+#else
+  if (ExternalWorks(env))
+    state->sabPath = SabPath::kExternal;
+  else if (sameMajor)
+    state->sabPath = SabPath::kV8;
+#endif
+  if (state->sabPath == SabPath::kNone) {
+    std::string why = std::string("ringwire addon (build ") + BuildMode() + ", headers of Node " +
+                      std::to_string(NODE_MAJOR_VERSION) + ") cannot make SharedArrayBuffers on Node " +
+                      std::to_string(running->major) + "." + std::to_string(running->minor) + "." +
+                      std::to_string(running->patch) +
+                      ": that Node has no node_api_create_external_sharedarraybuffer, and " +
+#ifdef RINGWIRE_SAB_EXTERNAL_ONLY
+                      "this build has no V8 fallback" +
+#else
+                      "the V8 fallback is built for another Node major (headers from npm_config_nodedir?)" +
+#endif
+                      ". Rebuild from source under this Node: npm rebuild ringwire --build-from-source";
+    Napi::Error::New(env, why).ThrowAsJavaScriptException();
+    return false;
+  }
+  Napi::Object info = Napi::Object::New(env);
+  info.Set("path", state->sabPath == SabPath::kExternal ? "external" : "v8");
+  info.Set("build", BuildMode());
+  info.Set("headersNodeMajor", Napi::Number::New(env, NODE_MAJOR_VERSION));
+  exports.Set("sharedBuffer", info);
+  return true;
 }
 
 }  // namespace ringwire

@@ -18,8 +18,12 @@ struct PollHandle {
   Poller* owner;  // null once the Poller is gone or the environment is tearing down
 };
 
+// How mmap'ed regions become SharedArrayBuffers in this environment (shared_buffer.cc).
+enum class SabPath { kNone, kExternal, kV8 };
+
 struct AddonState {
   uv_loop_t* loop = nullptr;
+  SabPath sabPath = SabPath::kNone;
   // Handles still open in this environment; closed by the cleanup hook so a worker's loop can shut down.
   std::unordered_set<PollHandle*> handles;
 };
@@ -28,5 +32,7 @@ struct AddonState {
 void ClosePollHandle(AddonState* state, PollHandle* handle);
 // Detaches every Poller of the environment and closes its handle (environment teardown).
 void CloseAllPollHandles(AddonState* state);
+// Chooses the SharedArrayBuffer path and exports it; false (JS exception pending) if none fits.
+bool InitSharedBuffer(Napi::Env env, Napi::Object exports, AddonState* state);
 
 }  // namespace ringwire

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { isRingwireError } from '../lib/errors.js';
-import { requireOrSkip, withTimeout } from '../test/helpers.js';
+import { requireOrSkip, withTimeout } from '../test/helpers/index.js';
 import { ensureGuestImage, missingVmPrerequisites, REPO_ROOT, Vm, withVms } from './harness/index.js';
 
 const missing = missingVmPrerequisites();

@@ -12,7 +12,7 @@ import type { RingwireError } from '../lib/errors.js';
 import { IvshmemHost } from '../lib/ivshmem/host.js';
 import type { IvshmemChannel } from '../lib/ivshmem/channel.js';
 import { readSlot } from '../lib/ivshmem/layout.js';
-import { requireOrSkip, withTimeout } from '../test/helpers.js';
+import { requireOrSkip, withTimeout } from '../test/helpers/index.js';
 import { missingVmPrerequisites, REPO_ROOT, withVms } from './harness/index.js';
 
 const missing = missingVmPrerequisites();

@@ -13,7 +13,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { RngDevice } from '../virtio/devices/rng.js';
 import { VhostUserServer } from '../virtio/vhost-user/server.js';
-import { prng, requireOrSkip, testSeed } from '../test/helpers.js';
+import { prng, requireOrSkip, testSeed } from '../test/helpers/index.js';
 import { missingVmPrerequisites, withVms } from './harness/index.js';
 
 const missing = missingVmPrerequisites();

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { FdSocket } from '../lib/native/unix-socket.js';
-import { requireOrSkip, withTimeout } from '../test/helpers.js';
+import { requireOrSkip, withTimeout } from '../test/helpers/index.js';
 import { missingVmPrerequisites, REPO_ROOT, withVms, type Vm, type VmSession } from './harness/index.js';
 
 const missing = missingVmPrerequisites();

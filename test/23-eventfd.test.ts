@@ -296,8 +296,9 @@ if (available) {
   });
 
   test('kernels without RWF_NOWAIT on eventfd: drain falls back to poll-then-read and still never blocks', async () => {
-    const cc = spawnSync('cc', ['--version']);
-    if (!requireOrSkip('a C compiler (cc) to build the preadv2 shim', cc.status === 0)) return;
+    const compiler = process.env.CC ?? 'cc'; // the arm64 run under qemu-user sets CC=aarch64-linux-gnu-gcc
+    const cc = spawnSync(compiler, ['--version']);
+    if (!requireOrSkip(`a C compiler (${compiler}) to build the preadv2 shim`, cc.status === 0)) return;
     const { dir, cleanup } = makeTempDir();
     try {
       // preadv2 as an old kernel answers RWF_NOWAIT on an eventfd; loaded ahead of libc in a child.
@@ -316,7 +317,7 @@ if (available) {
         ssize_t preadv2(int fd, const struct iovec *iov, int n, off_t off, int flags) { (void)fd; (void)iov; (void)n; (void)off; (void)flags; return refuse(); }
         ssize_t preadv64v2(int fd, const struct iovec *iov, int n, off_t off, int flags) { (void)fd; (void)iov; (void)n; (void)off; (void)flags; return refuse(); }
       `);
-      const built = spawnSync('cc', ['-shared', '-fPIC', '-o', join(dir, 'shim.so'), join(dir, 'shim.c')], { stdio: 'inherit' });
+      const built = spawnSync(compiler, ['-shared', '-fPIC', '-o', join(dir, 'shim.so'), join(dir, 'shim.c')], { stdio: 'inherit' });
       assert.is(built.status, 0, 'shim builds');
       const r = await runChild('eventfd drain through the fallback', `
         const { EventFd } = await import(${JSON.stringify(eventfdModule)});

@@ -4,7 +4,7 @@
 // leak fds or (after GC) memfd mappings.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { addonAvailable } from '../lib/native/native.js';
 import { isRingwireError } from '../lib/errors.js';
@@ -14,8 +14,28 @@ import { startPeer } from './workers/channel-spawn.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 
-function fdCount(): number {
-  return readdirSync('/proc/self/fd').length;
+// Only the kinds of fd ringwire opens are counted (UNIX sockets, eventfds, its memfds): Node opens
+// files of its own at times (the CA bundle NODE_EXTRA_CA_CERTS names, read lazily on Node 22), and
+// counting every fd made this test fail for them.
+const RINGWIRE_KINDS = /^(socket:|anon_inode:\[eventfd\]$|\/memfd:ringwire-)/;
+
+function ringwireFds(): string[] {
+  const out: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // the directory's own fd, closed by now
+    }
+    if (RINGWIRE_KINDS.test(target)) out.push(`${fd}=${target}`);
+  }
+  return out;
+}
+
+function assertSameFds(before: string[], what: string): void {
+  const after = ringwireFds();
+  assert.is(after.length, before.length, `${what}: before [${before.join(' ')}], after [${after.join(' ')}]`);
 }
 
 function ringMappings(): number {
@@ -35,7 +55,7 @@ if (run) {
     const { dir, cleanup } = makeTempDir();
     const address = join(dir, 'svc.sock');
     try {
-      const fds0 = fdCount();
+      const fds0 = ringwireFds();
       const { child } = await startPeer(children, { role: 'serve', address, slow: true });
       const ch = await connect(address);
       assert.is(ch.peer.pid, child.pid, 'SO_PEERCRED names the server process');
@@ -50,7 +70,7 @@ if (run) {
       const why = await ch.whenClosed();
       assert.ok(isRingwireError(why, 'ERR_PEER_GONE'));
       await settle();
-      assert.is(fdCount(), fds0, 'socket and eventfds closed');
+      assertSameFds(fds0, 'socket and eventfds closed');
       // A restarted server at the same path (its stale socket file replaced) serves the client again.
       await startPeer(children, { role: 'serve', address });
       const again = await connect(address);
@@ -95,7 +115,7 @@ if (run) {
       const warm = await connect(address, { sendRingBytes: 4096, receiveRingBytes: 4096 });
       await warm.close();
       await settle();
-      const fds0 = fdCount();
+      const fds0 = ringwireFds();
       const maps0 = ringMappings();
       for (let i = 0; i < 1000; i++) {
         const ch = await connect(address, { sendRingBytes: 4096, receiveRingBytes: 4096 });
@@ -109,7 +129,7 @@ if (run) {
       await new Promise((r) => setTimeout(r, 50));
       await settle();
       assert.is(server.connections, 0);
-      assert.is(fdCount(), fds0, 'fd count back to where it started');
+      assertSameFds(fds0, 'fd count back to where it started');
       const maps = ringMappings();
       // Mappings go with their SharedArrayBuffers at GC; a few may still await the collector.
       assert.ok(maps <= maps0 + 16, `ring mappings ${maps0} before, ${maps} after 1000 cycles`);

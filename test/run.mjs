@@ -8,7 +8,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const tier = process.argv[2] ?? 'test';
-const filter = process.argv[3];
+const filters = process.argv.slice(3); // substrings of the path: a file runs if it matches any
 const root = join(import.meta.dirname, '..', 'dist', tier);
 const fileTimeoutMs = Number(process.env.RINGWIRE_FILE_TIMEOUT_MS ?? (tier === 'qemu-test' ? 900_000 : 180_000));
 
@@ -17,7 +17,7 @@ function find(dir) {
   for (const name of readdirSync(dir).sort()) {
     const p = join(dir, name);
     if (statSync(p).isDirectory()) out.push(...find(p));
-    else if (name.endsWith('.test.js') && (!filter || p.includes(filter))) out.push(p);
+    else if (name.endsWith('.test.js') && (filters.length === 0 || filters.some((f) => p.includes(f)))) out.push(p);
   }
   return out;
 }

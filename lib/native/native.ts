@@ -1,9 +1,11 @@
 /**
- * Loads the native addon (build/Release/ringwire.node) and turns its -errno results into typed
- * errors. The addon only makes system calls; every policy (validation, retries, ownership) lives in
+ * Loads the native addon and turns its -errno results into typed errors. node-gyp-build picks the
+ * file: build/Release/ringwire.node when it was built from source, else the prebuild in
+ * prebuilds/<platform>-<arch>/ that matches this Node (PREBUILDS_ONLY=1 skips the source build). The addon only makes system calls; every policy (validation, retries, ownership) lives in
  * the TypeScript that uses it. Internal to ringwire: Region, EventFd and FdSocket are the public face.
  */
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorName } from 'node:util';
 import { ringwireError, type RingwireError } from '../errors.js';
@@ -52,22 +54,48 @@ export interface NativeAddon {
   /** out = [pid, uid, gid] */
   peerCred(fd: number, out: Int32Array): number;
   msgFlags: { MSG_TRUNC: number; MSG_CTRUNC: number };
+  /** How mmap'ed regions become SharedArrayBuffers here (docs/native.md), chosen when the addon loaded. */
+  sharedBuffer: SharedBufferInfo;
+}
+
+/**
+ * `path`: 'external' is node_api_create_external_sharedarraybuffer, 'v8' the V8-API fallback.
+ * `build`: what the binary contains ('auto' both, 'external-only' no V8 code, 'v8' forced fallback).
+ * `headersNodeMajor`: the Node major whose headers it was compiled against.
+ */
+export interface SharedBufferInfo {
+  path: 'external' | 'v8';
+  build: 'auto' | 'external-only' | 'v8';
+  headersNodeMajor: number;
 }
 
 /** poll(2) event bits used with pollWait. */
 export const POLLIN = 0x1;
 export const POLLOUT = 0x4;
 
-/** Path of the addon: the package root is three levels above dist/lib/native/native.js. */
-export const addonPath = fileURLToPath(new URL('../../../build/Release/ringwire.node', import.meta.url));
+const requireCjs = createRequire(import.meta.url);
+
+/** The package root: three levels above dist/lib/native/native.js. */
+export const packageRoot = fileURLToPath(new URL('../../..', import.meta.url));
+
+const resolved = ((): { path?: string; error?: unknown } => {
+  try {
+    return { path: (requireCjs('node-gyp-build') as { path(dir: string): string }).path(packageRoot) };
+  } catch (error) {
+    return { error };
+  }
+})();
+
+/** The addon file this process loads (or would: build/Release/ringwire.node when none is found). */
+export const addonPath = resolved.path ?? join(packageRoot, 'build', 'Release', 'ringwire.node');
 
 let loaded: NativeAddon | undefined;
-let loadError: unknown;
+let loadError: unknown = resolved.error;
 
 function load(): NativeAddon | undefined {
   if (loaded || loadError) return loaded;
   try {
-    loaded = createRequire(import.meta.url)(addonPath) as NativeAddon;
+    loaded = requireCjs(addonPath) as NativeAddon;
   } catch (err) {
     loadError = err;
   }
@@ -85,7 +113,7 @@ export function native(): NativeAddon {
   if (addon) return addon;
   throw ringwireError(
     'ERR_ADDON_MISSING',
-    `ringwire native addon could not be loaded from ${addonPath} (run \`npm install\` or \`npx node-gyp rebuild\`): ${String((loadError as Error)?.message ?? loadError)}`,
+    `ringwire native addon could not be loaded from ${addonPath} (no prebuild fits this platform and no source build: run \`npm rebuild ringwire --build-from-source\`, which needs g++, make and python3): ${String((loadError as Error)?.message ?? loadError)}`,
     { cause: loadError },
   );
 }

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ringwireError } from '../../lib/errors.js';
-import type { Children } from '../../test/helpers.js';
+import type { Children } from '../../test/helpers/index.js';
 import type { Accel } from './accel.js';
 import { MODULE_GROUPS, type GuestImage, type ModuleGroup } from './image.js';
 

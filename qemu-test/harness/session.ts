@@ -7,7 +7,7 @@
  *     await vm.waitSuccess();
  *   });
  */
-import { Children, makeTempDir } from '../../test/helpers.js';
+import { Children, makeTempDir } from '../../test/helpers/index.js';
 import { Vm, type VmOptions } from './vm.js';
 
 export class VmSession {

@@ -39,7 +39,7 @@ function rng(seed: number): () => number {
 }
 
 /** Message `seq`: u32 seq, then (seq * 31 + i) & 0xff for i in [4, len). The server checks the same. */
-export function soakMessage(seq: number, len: number): Buffer {
+function soakMessage(seq: number, len: number): Buffer {
   const b = Buffer.allocUnsafe(Math.max(4, len));
   b.writeUInt32LE(seq, 0);
   for (let i = 4; i < b.length; i++) b[i] = (seq * 31 + i) & 0xff;

@@ -192,7 +192,7 @@ async function main(): Promise<number> {
         if (mode === 'honest' && report.error === undefined) {
           // A graceful close: every message sent must have arrived, once the server's channel closed.
           const rec = received.get(id);
-          for (let i = 0; i < 400 && !rec?.closed; i++) await sleep(5);
+          for (let i = 0; i < 4000 && !rec?.closed; i++) await sleep(5);
           const got = rec?.got ?? 0;
           if (got !== report.sent) {
             lost += Math.abs(report.sent - got);

@@ -24,8 +24,8 @@ function isCode(code: ErrorCode, errno?: number) {
 }
 
 /** Listens, connects, and returns both ends plus a cleanup that closes everything. */
-async function pair(address: string, opts: { type?: SocketType; serverMaxFds?: number; serverMaxMessageSize?: number } = {}) {
-  const server = FdServer.listen(address, { type: opts.type, maxFds: opts.serverMaxFds, maxMessageSize: opts.serverMaxMessageSize });
+async function pair(address: string, opts: { type?: SocketType; serverMaxFds?: number; serverMaxMessageSize?: number; truncated?: 'close' | 'report' } = {}) {
+  const server = FdServer.listen(address, { type: opts.type, maxFds: opts.serverMaxFds, maxMessageSize: opts.serverMaxMessageSize, ...(opts.truncated ? { truncated: opts.truncated } : {}) });
   const accepted = new Promise<FdSocket>((resolve) => server.once('connection', resolve));
   const client = await FdSocket.connect(address, { type: opts.type });
   const peer = await withTimeout('accept', 5000, () => accepted);
@@ -188,6 +188,41 @@ if (available) {
       assert.equal(life.events, ['error ERR_MSG_TRUNCATED', 'close']);
     } finally {
       p.close();
+    }
+  });
+
+  test("truncated: 'report' drops an oversized message or one with too many fds whole, names its real size, closes its fds, and keeps the socket", async () => {
+    const [address] = addresses();
+    const before = openFdCount();
+    const p = await pair(address!, { serverMaxMessageSize: 16, serverMaxFds: 2, truncated: 'report' });
+    const reports: string[] = [];
+    p.peer.on('truncated', (err) => reports.push(`${err.code} ${err.message}`));
+    const bell = EventFd.create();
+    try {
+      const got = messages(p.peer, 1);
+      p.client.send(Buffer.alloc(100, 1));
+      p.client.send(Buffer.from('three'), [bell.fd, bell.fd, bell.fd]);
+      p.client.send(Buffer.from('fits'));
+      const [m] = await got;
+      assert.is(m!.data.toString(), 'fits');
+      assert.is(reports.length, 2);
+      assert.match(reports[0]!, /ERR_MSG_TRUNCATED .*a 100-byte message; at most 16/);
+      assert.match(reports[1]!, /ERR_MSG_TRUNCATED .*more fds than maxFds \(2\)/);
+      assert.is(p.peer.fd >= 0, true, 'the socket stays open');
+    } finally {
+      bell.close();
+      p.close();
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.is(openFdCount(), before, 'the fds of the dropped message were closed');
+  });
+
+  test("truncated: 'report' is refused for stream sockets, whose framing a cut would break", () => {
+    try {
+      FdServer.listen('@ringwire-never-bound', { type: 'stream', truncated: 'report' });
+      assert.unreachable('accepted');
+    } catch (err) {
+      assert.is((err as { code?: string }).code, 'ERR_INVALID_ARG');
     }
   });
 

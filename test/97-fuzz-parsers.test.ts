@@ -2,7 +2,8 @@
  * Property-based tests (fast-check) for every parser a peer can reach (issue 19, item 7): the
  * channel handshake (message views, and live servers and clients fed arbitrary datagrams and fds),
  * vhost-user (the stream parser, the back-end state fed arbitrary messages, descriptor chains in
- * arbitrary guest memory) and ivshmem (the message reader, and a client fed by a hostile server).
+ * arbitrary guest memory), ivshmem (the message reader, and a client fed by a hostile server), and
+ * the layers that landed since: HTTP records, the agent's control messages, the CNI plugin's inputs.
  *
  * Properties: a peer's bytes end in a typed error of the parser's own code or in a valid result,
  * never another exception; valid messages round-trip; fds received are owned or closed (this
@@ -12,7 +13,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { fdsByKind } from '../bench/soak/fds.js';
 import { join } from 'node:path';
 import { addonAvailable, closeFd, native } from '../lib/native/native.js';
 import { FdServer, FdSocket } from '../lib/native/unix-socket.js';
@@ -31,27 +32,16 @@ import { SplitQueueDevice } from '../virtio/split-queue.js';
 import { VhostUserParser, encodeMessage as encodeVhost } from '../virtio/vhost-user/protocol.js';
 import { VhostUserBackendState } from '../virtio/vhost-user/state.js';
 import { RngDevice } from '../virtio/devices/rng.js';
+import { FRAME_HEADER, decodeFields, decodeRequestHead, decodeResponseHead, decodeU32, encodeRequestHead, encodeResponseHead, readFrame } from '../lib/http/wire.js';
+import { decodeAgentMessage, decodeClientMessage } from '../lib/agent/protocol.js';
+import { validEvent, validReply } from '../lib/cni/protocol.js';
+import { CniError, parseCniArgs, parseEnv, parseNetConf } from '../lib/cni/spec.js';
 import { requireOrSkip, scratch, testSeed } from './helpers/index.js';
 
 const hasAddon = requireOrSkip('native addon', addonAvailable());
 const seed = testSeed();
 const runs = (n: number): fc.Parameters<unknown> => ({ seed, numRuns: Number(process.env.RINGWIRE_FUZZ_RUNS ?? n), endOnFailure: true });
 
-/** This process's fds by kind (eventfd, memfd, socket, other). */
-function fdsByKind(): Record<string, number> {
-  const out: Record<string, number> = { eventfd: 0, memfd: 0, socket: 0, other: 0 };
-  for (const name of readdirSync('/proc/self/fd')) {
-    let t: string;
-    try {
-      t = readlinkSync(`/proc/self/fd/${name}`);
-    } catch {
-      continue;
-    }
-    const kind = t === 'anon_inode:[eventfd]' ? 'eventfd' : t.startsWith('/memfd:') ? 'memfd' : t.startsWith('socket:') ? 'socket' : 'other';
-    out[kind]!++;
-  }
-  return out;
-}
 
 async function settled(cond: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -353,5 +343,83 @@ if (hasAddon) {
     assert.equal(fdsByKind(), before);
   }));
 }
+
+// ---- HTTP records, agent control messages, CNI inputs --------------------------------------------
+
+const latin1 = fc.string({ maxLength: 30 }).map((t) => Buffer.from(t, 'utf8').toString('latin1'));
+const fieldList = fc.array(fc.tuple(latin1.filter((n) => n.length > 0 && n.length <= 255), latin1), { maxLength: 6 }).map((pairs) => pairs.flat());
+
+test('HTTP records: any bytes decode to a head or null without throwing; valid heads round-trip', () => {
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat({ max: 300 }), (u, at) => {
+    const buf = Buffer.from(u);
+    const off = Math.min(at, buf.length);
+    readFrame(buf);
+    decodeRequestHead(buf, off, buf.length);
+    decodeResponseHead(buf, off, buf.length);
+    decodeFields(buf, off, buf.length, false);
+    decodeFields(buf, off, buf.length, true);
+    decodeU32(buf, off, buf.length);
+  }), runs(3000));
+  fc.assert(fc.property(u32, fc.constantFrom(0, 1), latin1.filter((m) => m.length > 0), latin1.filter((p) => p.length > 0), fieldList, (id, flags, method, path, fields) => {
+    const enc = encodeRequestHead(id, flags, method, path, fields);
+    if (!enc) return;
+    const f = readFrame(enc)!;
+    assert.equal([f.id, f.flags], [id, flags]);
+    assert.equal(decodeRequestHead(enc, FRAME_HEADER, enc.length), { method, path, fields });
+  }), runs(1000));
+  fc.assert(fc.property(u32, fc.integer({ min: 100, max: 999 }), latin1.filter((r) => r.length <= 255), fieldList, (id, status, reason, fields) => {
+    const enc = encodeResponseHead(id, 0, status, reason, fields);
+    if (!enc) return;
+    const head = decodeResponseHead(enc, FRAME_HEADER, enc.length)!;
+    assert.equal([head.status, head.reason, head.fields.map((b) => b.toString('latin1'))], [status, reason, fields]);
+  }), runs(1000));
+});
+
+test('agent control messages: any bytes, JSON or not, decode or throw ERR_AGENT_PROTOCOL, never anything else', () => {
+  const payload = fc.oneof(
+    fc.uint8Array({ maxLength: 200 }).map((u) => Buffer.from(u)),
+    fc.jsonValue({ maxDepth: 3 }).map((v) => Buffer.from(JSON.stringify(v))),
+    fc.record({ op: fc.constantFrom('hello', 'connect', 'listen', 'accept', 'refuse', 'register', 'grant', 'revoke', 'bye', 'x'), id: fc.oneof(fc.nat(), fc.string()), name: fc.string() }, { requiredKeys: ['op'] })
+      .map((v) => Buffer.from(JSON.stringify(v))),
+  );
+  fc.assert(fc.property(payload, fc.integer({ min: 0, max: 3 }), (data, fds) => {
+    for (const decode of [decodeClientMessage, decodeAgentMessage]) {
+      try {
+        decode(data, fds);
+      } catch (err) {
+        if (!isRingwireError(err, 'ERR_AGENT_PROTOCOL')) throw err;
+      }
+    }
+  }), runs(3000));
+});
+
+test('CNI inputs: events, replies, stdin configs, CNI_ARGS and environments parse or are refused with a reason, never throw otherwise', () => {
+  const json = fc.oneof(fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.stringify(v)), fc.string({ maxLength: 200 }),
+    fc.record({ cniVersion: fc.constantFrom('1.0.0', '0.4.0', '9'), name: fc.string(), type: fc.constantFrom('ringwire', 'x'), agentSocket: fc.string(), timeoutMs: fc.oneof(fc.integer(), fc.string()), excludeNamespaces: fc.array(fc.string()), prevResult: fc.jsonValue({ maxDepth: 2 }) }, { requiredKeys: [] }).map((v) => JSON.stringify(v)));
+  fc.assert(fc.property(json, fc.constantFrom('ADD', 'DEL', 'CHECK', 'VERSION') as fc.Arbitrary<'ADD' | 'DEL' | 'CHECK' | 'VERSION'>, (text, cmd) => {
+    const bytes = Buffer.from(text);
+    const e = validEvent(bytes);
+    const r = validReply(bytes);
+    assert.ok(typeof e === 'string' || typeof e === 'object');
+    assert.ok(typeof r === 'string' || typeof r === 'object');
+    try {
+      parseNetConf(text, cmd);
+    } catch (err) {
+      if (!(err instanceof CniError)) throw err;
+    }
+    try {
+      parseCniArgs(text);
+    } catch (err) {
+      if (!(err instanceof CniError)) throw err;
+    }
+  }), runs(3000));
+  fc.assert(fc.property(fc.dictionary(fc.constantFrom('CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS', 'CNI_PATH'), fc.string({ maxLength: 40 })), (env) => {
+    try {
+      parseEnv(env);
+    } catch (err) {
+      if (!(err instanceof CniError)) throw err;
+    }
+  }), runs(2000));
+});
 
 test.run();

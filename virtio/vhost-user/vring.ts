@@ -31,8 +31,8 @@ export const KICK_STORM_PAUSE_MS = 1;
 export const SPURIOUS_KICKS_BEFORE_PAUSE = 16;
 
 /**
- * True when the kernel says `fd` is an eventfd in semaphore mode (fdinfo has shown it since Linux
- * 6.3; older kernels say nothing and the storm pause above is the only guard).
+ * True when the kernel says `fd` is an eventfd in semaphore mode (recent kernels show it in fdinfo as
+ * `eventfd-semaphore`; older ones say nothing and the storm pause above is the only guard).
  */
 function isSemaphoreEventFd(fd: number): boolean {
   try {

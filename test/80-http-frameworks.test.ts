@@ -12,8 +12,8 @@ import Fastify from 'fastify';
 import { request } from 'undici';
 import { addonAvailable } from '../lib/native/native.js';
 import { isRingwireError } from '../lib/errors.js';
-import { RingwireDispatcher, httpServerFactory, serveHttp } from '../lib/http/index.js';
-import { prng, requireOrSkip, scratch, testSeed } from './helpers/index.js';
+import { RingwireDispatcher, httpServerFactory, serveHttp, type HttpServer } from '../lib/http/index.js';
+import { prng, requireOrSkip, scratch, testSeed, withTimeout } from './helpers/index.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 const seed = run ? testSeed() : 0;
@@ -51,6 +51,13 @@ async function shaOf(body: AsyncIterable<Buffer>): Promise<{ sha: string; len: n
   return { sha: h.digest('hex'), len };
 }
 
+
+/** Closes a server within a bound: a close() that never calls back fails the test instead of hanging it. */
+function closeServer(server: HttpServer): Promise<void> {
+  server.closeAllConnections();
+  return withTimeout('server.close()', 5000, () => new Promise<void>((r) => server.close(() => r())));
+}
+
 if (run) {
   test('express 5: JSON API, params, 404, a throwing handler answers 500 and the server keeps serving', () => scratch('express-json', 20000, async (s) => {
     const app = express();
@@ -61,7 +68,7 @@ if (run) {
     app.get('/boom', () => { throw new Error('handler exploded'); });
     const addr = address();
     const server = await serveHttp(addr, app);
-    s.defer(() => new Promise<void>((r) => server.close(() => r())));
+    s.defer(() => closeServer(server));
     const d = new RingwireDispatcher({ address: addr });
     s.defer(() => d.destroy());
 
@@ -107,7 +114,7 @@ if (run) {
     });
     const addr = address();
     const server = await serveHttp(addr, app);
-    s.defer(() => new Promise<void>((r) => server.close(() => r())));
+    s.defer(() => closeServer(server));
     const d = new RingwireDispatcher({ address: addr });
     s.defer(() => d.destroy());
 
@@ -136,7 +143,7 @@ if (run) {
     app.get('/ok', (_req, res) => { res.send('still here'); });
     const addr = address();
     const server = await serveHttp(addr, app);
-    s.defer(() => new Promise<void>((r) => server.close(() => r())));
+    s.defer(() => closeServer(server));
     const d = new RingwireDispatcher({ address: addr });
     s.defer(() => d.destroy());
 
@@ -174,7 +181,7 @@ if (run) {
     fastify.get('/download', async (_req, reply) => reply.type('application/octet-stream').send(Readable.from(pattern(BIG))));
     const addr = address();
     await fastify.listen({ path: addr });
-    s.defer(() => fastify.close());
+    s.defer(() => withTimeout('fastify.close()', 5000, () => fastify.close()));
     const d = new RingwireDispatcher({ address: addr });
     s.defer(() => d.destroy());
 

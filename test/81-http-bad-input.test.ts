@@ -13,7 +13,7 @@ import { RingwireDispatcher, serveHttp, type HttpServer } from '../lib/http/inde
 import {
   Flag, FrameType, ResetCode, decodeResponseHead, decodeU32, encodeEnd, encodeRequestHead, encodeResponseHead, readFrame, writeFrameHeader,
 } from '../lib/http/wire.js';
-import { requireOrSkip, scratch } from './helpers/index.js';
+import { requireOrSkip, scratch, withTimeout } from './helpers/index.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 let counter = 0;
@@ -62,8 +62,15 @@ async function echoServer(s: { defer(fn: () => unknown): void }, opts = {}): Pro
     req.on('error', () => { aborted++; });
     req.on('end', () => res.end(Buffer.concat(chunks)));
   }, opts);
-  s.defer(() => { server.closeAllConnections(); return new Promise<void>((r) => server.close(() => r())); });
+  s.defer(() => closeServer(server));
   return { server, addr, aborted: () => aborted };
+}
+
+
+/** Closes a server within a bound: a close() that never calls back fails the test instead of hanging it. */
+function closeServer(server: HttpServer): Promise<void> {
+  server.closeAllConnections();
+  return withTimeout('server.close()', 5000, () => new Promise<void>((r) => server.close(() => r())));
 }
 
 if (run) {
@@ -166,7 +173,7 @@ if (run) {
       req.on('error', (e: Error & { code?: string }) => seen.push(`req ${e.code}`));
       res.on('close', () => seen.push(`res close finished=${res.writableFinished}`));
     });
-    s.defer(() => { server.closeAllConnections(); return new Promise<void>((r) => server.close(() => r())); });
+    s.defer(() => closeServer(server));
     const ch = await connect(addr);
     await ch.send(encodeRequestHead(1, 0, 'PUT', '/up', ['content-length', '1000000'])!);
     await ch.send(data(1, Buffer.alloc(1000), false));
@@ -184,7 +191,7 @@ if (run) {
     let started = 0;
     const addr = address();
     const server = await serveHttp(addr, (req) => { started++; req.resume(); });
-    s.defer(() => { server.closeAllConnections(); return new Promise<void>((r) => server.close(() => r())); });
+    s.defer(() => closeServer(server));
     const d = new RingwireDispatcher({ address: addr });
     s.defer(() => d.destroy());
     const fds = (): number => readdirSync('/proc/self/fd').length;

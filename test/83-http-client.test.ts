@@ -8,7 +8,7 @@ import http from 'node:http';
 import { FormData as UndiciFormData, fetch as undiciFetch, getGlobalDispatcher, interceptors, request, setGlobalDispatcher, errors as undiciErrors } from 'undici';
 import { addonAvailable } from '../lib/native/native.js';
 import { RingwireDispatcher, serveHttp, type HttpServer } from '../lib/http/index.js';
-import { requireOrSkip, scratch, type Scratch } from './helpers/index.js';
+import { requireOrSkip, scratch, type Scratch, withTimeout } from './helpers/index.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 let counter = 0;
@@ -17,7 +17,7 @@ const address = (): string => `@ringwire-test-83-${process.pid}-${counter++}`;
 async function serve(s: Scratch, handler: (req: http.IncomingMessage, res: http.ServerResponse) => void): Promise<{ server: HttpServer; addr: string }> {
   const addr = address();
   const server = await serveHttp(addr, handler);
-  s.defer(() => { server.closeAllConnections(); return new Promise<void>((r) => server.close(() => r())); });
+  s.defer(() => closeServer(server));
   return { server, addr };
 }
 
@@ -30,6 +30,13 @@ function echo(req: http.IncomingMessage, res: http.ServerResponse): void {
     res.addTrailers({ 'x-bytes': String(Buffer.concat(chunks).length) });
     res.end(Buffer.concat(chunks));
   });
+}
+
+
+/** Closes a server within a bound: a close() that never calls back fails the test instead of hanging it. */
+function closeServer(server: HttpServer): Promise<void> {
+  server.closeAllConnections();
+  return withTimeout('server.close()', 5000, () => new Promise<void>((r) => server.close(() => r())));
 }
 
 if (run) {

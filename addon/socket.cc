@@ -1,7 +1,9 @@
 // UNIX domain sockets that carry fds (SCM_RIGHTS): socket, bind, listen, accept, connect, sendmsg,
-// recvmsg and SO_PEERCRED. Addresses arrive as raw sun_path bytes (a leading NUL for an abstract
+// recvmsg, SO_PEERCRED, SO_PEERPIDFD and socketpair. Addresses arrive as raw sun_path bytes (a leading NUL for an abstract
 // name), built and length-checked in lib/native/unix-socket.ts. Every fd is non-blocking and close-on-exec.
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -176,6 +178,50 @@ Napi::Value PeerCred(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, 0);
 }
 
+// socketpair(out: Int32Array(2)) -> 0 | -errno; a connected SOCK_SEQPACKET pair (the agent hands one
+// end to each peer of a brokered channel).
+Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t* out;
+  size_t n;
+  if (!Int32ArrayArg(info, 0, &out, &n) || n < 2) return NegErrno(env, EINVAL);
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0) return NegErrno(env, errno);
+  out[0] = fds[0];
+  out[1] = fds[1];
+  return Napi::Number::New(env, 0);
+}
+
+// peerPidfd(fd) -> pidfd | -errno: a pidfd for the process that connected (SO_PEERPIDFD, Linux
+// 6.5+, taken by the kernel at connect time, so a recycled pid cannot stand in). Older kernels:
+// -ENOPROTOOPT, and the caller may fall back to pidfdOpen(pid).
+Napi::Value PeerPidfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!FdArg(info, 0, &fd)) return NegErrno(env, EINVAL);
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+  int pidfd = -1;
+  socklen_t len = sizeof pidfd;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0) return NegErrno(env, errno);
+  // The kernel returns it without O_CLOEXEC.
+  if (fcntl(pidfd, F_SETFD, FD_CLOEXEC) < 0) {
+    int err = errno;
+    close(pidfd);
+    return NegErrno(env, err);
+  }
+  return Napi::Number::New(env, pidfd);
+}
+
+// pidfdOpen(pid) -> pidfd | -errno (close-on-exec; pidfd_open always sets it).
+Napi::Value PidfdOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t pid;
+  if (!IntArg(info, 0, &pid) || pid <= 0 || pid > INT32_MAX) return NegErrno(env, EINVAL);
+  return SyscallResult(env, syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0));
+}
+
 }  // namespace
 
 void InitSocket(Napi::Env env, Napi::Object exports) {
@@ -187,6 +233,9 @@ void InitSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("sendmsg", Napi::Function::New(env, SendMsg, "sendmsg"));
   exports.Set("recvmsg", Napi::Function::New(env, RecvMsg, "recvmsg"));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred, "peerCred"));
+  exports.Set("socketpair", Napi::Function::New(env, SocketPair, "socketpair"));
+  exports.Set("peerPidfd", Napi::Function::New(env, PeerPidfd, "peerPidfd"));
+  exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
   Napi::Object flags = Napi::Object::New(env);
   flags.Set("MSG_TRUNC", Napi::Number::New(env, MSG_TRUNC));
   flags.Set("MSG_CTRUNC", Napi::Number::New(env, MSG_CTRUNC));

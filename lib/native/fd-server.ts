@@ -6,9 +6,9 @@
 import { EventEmitter } from 'node:events';
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { ringwireError, type RingwireError } from '../errors.js';
-import { check, native, nativeError, type NativePoller } from './native.js';
+import { assertFd, check, native, nativeError, type NativePoller } from './native.js';
 import { FdSocket, wrapAccepted } from './fd-socket.js';
-import { encodeAddress, listenOptions, type FdSocketOptions, type ListenOptions, type SocketType } from './unix-socket-options.js';
+import { encodeAddress, listenOptions, socketOptions, type FdSocketOptions, type ListenOptions, type SocketType } from './unix-socket-options.js';
 import { EADDRINUSE, EAGAIN, ECONNREFUSED, EMFILE, ENFILE, EPROTOTYPE, READ_BUDGET } from './unix-socket-sys.js';
 
 export interface FdServer {
@@ -72,6 +72,17 @@ export class FdServer extends EventEmitter {
       if (created) unlinkSync(address);
       throw err;
     }
+  }
+
+  /**
+   * Accepts on a socket someone else bound and made listen (e.g. one opened inside another network
+   * namespace and passed over); takes ownership of `fd`. `label` names it in errors.
+   */
+  static fromFd(fd: number, opts: FdSocketOptions = {}, label = `fd ${fd}`): FdServer {
+    assertFd(fd);
+    const sopts = socketOptions(opts);
+    check('fcntl(F_SETFL)', native().setNonblocking(fd), label);
+    return new FdServer(label, fd, sopts, undefined);
   }
 
   /** Stops accepting, closes the listening socket and unlinks the path it created. Idempotent. */

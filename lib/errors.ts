@@ -23,6 +23,14 @@ const table = {
   ERR_GUEST_MEMORY: { base: RangeError, retry: false, doc: 'a guest address range is not inside one mapped guest memory region' },
   ERR_IVSHMEM_PROTOCOL: { base: Error, retry: true, doc: 'an ivshmem-server or client broke the protocol' },
   ERR_REMOTE: { base: Error, retry: false, doc: "the peer's request handler failed; the message carries its text" },
+  // agent (lib/agent/): the node agent and its clients
+  ERR_POLICY_DENIED: { base: Error, retry: false, doc: 'the node agent refused the connect by policy; the message names the policy' },
+  ERR_POLICY_REVOKED: { base: Error, retry: false, doc: 'a policy reload no longer allows this channel; the agent told both peers to close it' },
+  ERR_AGENT_UNAVAILABLE: { base: Error, retry: true, doc: 'no node agent answers on its control socket, or it went away' },
+  ERR_AGENT_PROTOCOL: { base: Error, retry: false, doc: 'a control-socket message was malformed, oversized, unexpected or carried fds where none belong' },
+  ERR_AGENT_CONFIG: { base: Error, retry: false, doc: 'the agent configuration is invalid; the message names the offending path' },
+  ERR_NO_INSTANCE: { base: Error, retry: true, doc: 'no registered instance of the service can take a connection' },
+  ERR_AGENT_LIMIT: { base: Error, retry: true, doc: 'a per-identity limit of the agent (connections, registrations, connect rate) was reached' },
 } as const satisfies Record<string, { base: ErrorConstructor | RangeErrorConstructor | TypeErrorConstructor; retry: boolean; doc: string }>;
 
 export type ErrorCode = keyof typeof table;

@@ -4,12 +4,14 @@
  * resolves with an exit code. Add a command with one line in `commands`.
  */
 import { isRingwireError } from '../lib/errors.js';
+import { agentCommand } from '../lib/agent/cli.js';
 import { ivshmemServerCommand } from '../lib/ivshmem/cli.js';
 import { vhostUserRngCommand, vhostUserSwitchCommand } from '../virtio/devices/cli.js';
 
 type Command = { run(argv: string[]): Promise<number>; summary: string };
 
 const commands: Record<string, Command> = {
+  agent: { run: agentCommand, summary: 'the node agent (identity, policy, brokered channels); `agent status` asks a running one' },
   'ivshmem-server': { run: ivshmemServerCommand, summary: 'ivshmem-server for QEMU ivshmem-doorbell devices, with a host peer' },
   'vhost-user-switch': { run: vhostUserSwitchCommand, summary: 'learning L2 switch between VMs (vhost-user-net), with host ports' },
   'vhost-user-rng': { run: vhostUserRngCommand, summary: 'vhost-user-rng back-end (the guest reads /dev/hwrng)' },

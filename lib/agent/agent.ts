@@ -79,6 +79,7 @@ interface Brokered {
 
 const ZERO: ChannelCounters = { messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0 };
 const RECENT_DENIALS = 32;
+const BYE_GRACE_MS = 1000;
 
 class Session {
   greeted = false;
@@ -87,6 +88,8 @@ class Session {
   tokens: number;
   refilledAt = performance.now();
   closed = false;
+  /** Said bye or closed: nothing it sends is acted on any more. */
+  retired = false;
 
   constructor(
     readonly id: number,
@@ -235,13 +238,28 @@ export class Agent extends EventEmitter {
     this.emit('session', { pid: kernel.pid, identity: identity?.spiffe ?? null });
   }
 
-  /** Ends a control connection with a reason (bad input, limits, shutdown). */
-  #bye(s: Session, code: string, reason: string): void {
+  /**
+   * Ends a control connection with a reason (bad input, limits, shutdown). The session is retired
+   * at once; the socket stays open for a grace period, discarding what still arrives, because
+   * closing a UNIX socket with unread messages resets it and the peer would never read the reason.
+   */
+  #bye(s: Session, code: string, reason: string, graceMs = BYE_GRACE_MS): void {
     s.send({ op: 'bye', code, reason });
-    s.sock.close();
+    this.#retire(s);
+    if (graceMs === 0) {
+      s.sock.close();
+      return;
+    }
+    const timer = setTimeout(() => s.sock.close(), graceMs);
+    timer.unref();
+    s.sock.once('close', () => clearTimeout(timer));
   }
 
   #onMessage(s: Session, data: Buffer, fds: number[]): void {
+    if (s.retired) {
+      closeAll(fds);
+      return;
+    }
     let msg: ClientMessage;
     try {
       msg = decodeClientMessage(data, fds.length);
@@ -392,6 +410,12 @@ export class Agent extends EventEmitter {
 
   #onSessionClosed(s: Session): void {
     s.closed = true;
+    this.#retire(s);
+  }
+
+  #retire(s: Session): void {
+    if (s.retired) return;
+    s.retired = true;
     this.#sessions.delete(s);
     s.listener.sessions.delete(s);
     // Out of rotation at once: the kernel reported end-of-file as the process died.
@@ -481,7 +505,7 @@ export class Agent extends EventEmitter {
     this.#closed = true;
     for (const l of this.#listeners.values()) l.server.close();
     this.#listeners.clear();
-    for (const s of [...this.#sessions]) this.#bye(s, 'ERR_AGENT_UNAVAILABLE', 'the agent is shutting down');
+    for (const s of [...this.#sessions]) this.#bye(s, 'ERR_AGENT_UNAVAILABLE', 'the agent is shutting down', 0);
     await Promise.all(this.#metricServers.map((srv) => new Promise<void>((resolve) => { srv.closeAllConnections?.(); srv.close(() => resolve()); })));
     this.metrics.registry.clear();
   }

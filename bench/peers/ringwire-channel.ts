@@ -18,7 +18,7 @@ import type { OpenContext, Peer, PingPongRun, StreamHandle, Transport } from '..
 import { maxMessageSize } from '../../lib/ring/layout.js';
 
 const peerScript = fileURLToPath(new URL('./ringwire-channel-peer.js', import.meta.url));
-const RING_BYTES = 1 << 22;
+export const RING_BYTES = 1 << 22;
 const SETUP_MS = 10_000;
 const H2_IN_FLIGHT = 64;
 
@@ -52,7 +52,7 @@ async function startChild(mode: 'busy' | 'doorbell', ctx: OpenContext): Promise<
   };
 }
 
-async function channelPingPong(ch: Channel, size: number, run: PingPongRun): Promise<void> {
+export async function channelPingPong(ch: Channel, size: number, run: PingPongRun): Promise<void> {
   const msg = Buffer.alloc(size, 0xa5);
   for (;;) {
     const t0 = process.hrtime.bigint();
@@ -75,8 +75,11 @@ async function openChannelPeer(mode: 'busy' | 'doorbell', ctx: OpenContext, resp
     await c.close();
     throw err;
   }
-  const pp = ch;
-  const sk = sink;
+  return channelPeer(ch, sink, () => c.close());
+}
+
+/** A Peer over two open channels to an echo handler and a counting sink (also used by ringwire-agent). */
+export function channelPeer(pp: Channel, sk: Channel, closeMore: () => Promise<void>): Peer {
   return {
     pingpong: (size, run) => channelPingPong(pp, size, run),
     streams: {
@@ -96,7 +99,7 @@ async function openChannelPeer(mode: 'busy' | 'doorbell', ctx: OpenContext, resp
     close: async () => {
       pp.destroy();
       sk.destroy();
-      await c.close();
+      await closeMore();
     },
   };
 }

@@ -69,6 +69,8 @@ interface Brokered {
   id: number;
   service: string;
   client: Session;
+  /** The client's identity key when it opened (limits count by it, whatever a reload changes). */
+  clientKey: string;
   server: Registration;
   openedAt: number;
   policy: string | null;
@@ -138,6 +140,8 @@ export class Agent extends EventEmitter {
   #nextSession = 1;
   #registry = new Map<string, Set<Registration>>();
   #channels = new Map<number, Brokered>();
+  /** Open brokered channels per client identity key (limits.connectionsPerIdentity). */
+  #openByKey = new Map<string, number>();
   #nextChannel = 1;
   #picks = 0;
   #denials: Array<AccessLogLine & { time: string }> = [];
@@ -334,8 +338,7 @@ export class Agent extends EventEmitter {
     const started = performance.now();
     const fail = (code: string, message: string, policy?: string): void => s.send({ op: 'error', id: msg.id, code, message, ...(policy ? { policy } : {}) });
     if (!this.#takeToken(s)) return this.#bye(s, 'ERR_AGENT_LIMIT', `more than ${this.#config.limits.connectsPerSecond} connects per second (limits.connectsPerSecond)`);
-    let mine = 0;
-    for (const ch of this.#channels.values()) if (ch.client.key === s.key) mine++;
+    const mine = this.#openByKey.get(s.key) ?? 0;
     if (mine >= this.#config.limits.connectionsPerIdentity) return fail('ERR_AGENT_LIMIT', `${s.key} has ${mine} open channels (limits.connectionsPerIdentity)`);
     const decision = authorize(this.#policies, { source: s.identity, service: msg.service });
     const src = { identity: s.identity?.spiffe ?? null, pid: s.kernel.pid, uid: s.kernel.uid, netns: s.kernel.netns };
@@ -359,8 +362,9 @@ export class Agent extends EventEmitter {
       check('close', native().close(pair[0]!));
       check('close', native().close(pair[1]!));
     }
-    const ch: Brokered = { id, service: msg.service, client: s, server: r, openedAt: Date.now(), policy: decision.policy, clientStats: { ...ZERO }, serverStats: { ...ZERO } };
+    const ch: Brokered = { id, service: msg.service, client: s, clientKey: s.key, server: r, openedAt: Date.now(), policy: decision.policy, clientStats: { ...ZERO }, serverStats: { ...ZERO } };
     this.#channels.set(id, ch);
+    this.#openByKey.set(s.key, mine + 1);
     s.channels.add(id);
     r.channels.add(id);
     r.inFlight++;
@@ -394,6 +398,9 @@ export class Agent extends EventEmitter {
   /** Forgets a channel: out of the instance's in-flight count, one access-log line. */
   #finish(ch: Brokered, event: 'close' | 'revoke', reason: string, policy?: string | null): void {
     if (!this.#channels.delete(ch.id)) return;
+    const open = (this.#openByKey.get(ch.clientKey) ?? 1) - 1;
+    if (open > 0) this.#openByKey.set(ch.clientKey, open);
+    else this.#openByKey.delete(ch.clientKey);
     ch.client.channels.delete(ch.id);
     ch.server.channels.delete(ch.id);
     ch.server.inFlight--;

@@ -117,19 +117,20 @@ export function compilePolicies(policies: readonly Policy[]): CompiledPolicies {
 /** The decision for one connect attempt. Pure: same policies and attempt, same answer. */
 export function authorize(policies: CompiledPolicies, attempt: ConnectAttempt): Decision {
   const applicable = policies.forService(attempt.service);
-  const who = attempt.source?.spiffe ?? 'an anonymous caller';
   for (const p of applicable) {
     if (p.action === 'DENY' && p.matches(attempt.source)) {
-      return { allowed: false, policy: p.name, reason: `DENY policy ${JSON.stringify(p.name)} matches ${who} -> ${attempt.service}` };
+      return { allowed: false, policy: p.name, reason: `DENY policy ${JSON.stringify(p.name)} matches ${attempt.source?.spiffe ?? 'an anonymous caller'} -> ${attempt.service}` };
     }
   }
-  const allows = applicable.filter((p) => p.action === 'ALLOW');
-  if (allows.length === 0) return { allowed: true, policy: null };
-  for (const p of allows) {
+  let firstAllow: CompiledPolicy | undefined;
+  for (const p of applicable) {
+    if (p.action !== 'ALLOW') continue;
+    firstAllow ??= p;
     if (p.matches(attempt.source)) return { allowed: true, policy: p.name };
   }
-  const names = allows.map((p) => JSON.stringify(p.name)).join(', ');
-  return { allowed: false, policy: allows[0]!.name, reason: `no ALLOW policy of ${attempt.service} (${names}) matches ${who}` };
+  if (!firstAllow) return { allowed: true, policy: null };
+  const names = applicable.filter((p) => p.action === 'ALLOW').map((p) => JSON.stringify(p.name)).join(', ');
+  return { allowed: false, policy: firstAllow.name, reason: `no ALLOW policy of ${attempt.service} (${names}) matches ${attempt.source?.spiffe ?? 'an anonymous caller'}` };
 }
 
 /** Whether `id` may register `service` given its `serve` principals (same matching as policies). */

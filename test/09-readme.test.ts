@@ -13,6 +13,7 @@ import { makeTempDir } from './helpers/index.js';
 const root = new URL('../../', import.meta.url);
 const readme = readFileSync(new URL('README.md', root), 'utf8');
 const entry = pathToFileURL(join(new URL('dist/lib/index.js', root).pathname)).href;
+const agentEntry = pathToFileURL(join(new URL('dist/lib/agent/index.js', root).pathname)).href;
 const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]!);
 
 /** What each example must print, in order of the blocks. */
@@ -21,6 +22,7 @@ const expected: RegExp[][] = [
   [/^doubled \[ 2, 4, 6 \]$/m, /messages: 2/],
   [/^peer is this process$/m, /^message fire and forget$/m, /^reply HELLO$/m, /^2 messages sent$/m],
   [/^hi \/over-ringwire$/m],
+  [/^invoice for order 42$/m, /^order 43 accepted$/m, /^identity spiffe:\/\/cluster.local\/ns\/shop\/sa\/app$/m],
 ];
 
 function run(file: string): Promise<{ code: number; out: string }> {
@@ -40,7 +42,7 @@ blocks.forEach((code, i) => {
     const tmp = makeTempDir();
     try {
       const file = join(tmp.dir, `example-${i + 1}.mjs`);
-      writeFileSync(file, code.replaceAll("'ringwire'", `'${entry}'`));
+      writeFileSync(file, code.replaceAll("'ringwire'", `'${entry}'`).replaceAll("'ringwire/agent'", `'${agentEntry}'`));
       const { code: exit, out } = await run(file);
       assert.is(exit, 0, out);
       for (const re of expected[i] ?? []) assert.match(out, re);

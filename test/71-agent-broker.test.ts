@@ -110,8 +110,10 @@ if (run) {
     const clientClosed = closedWith(ch);
     const serverClosed = closedWith(serverSide[0]!);
     agent.writeConfig(baseConfig(address, { policies: [{ name: 'lockdown', action: 'DENY', rules: [{}] }] }));
+    const hup = performance.now();
     agent.child.kill('SIGHUP');
     const [ce, se] = await Promise.all([clientClosed, serverClosed]);
+    console.log(`  [measure] SIGHUP to both peers closed (ERR_POLICY_REVOKED): ${(performance.now() - hup).toFixed(1)} ms, including the agent re-reading its file`);
     assert.ok(isRingwireError(ce, 'ERR_POLICY_REVOKED'), `client: ${String(ce)}`);
     assert.ok(isRingwireError(se, 'ERR_POLICY_REVOKED'), `server: ${String(se)}`);
     assert.match(ce!.message, /lockdown/);

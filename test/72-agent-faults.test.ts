@@ -91,15 +91,29 @@ if (run) {
     assert.ok(a.first.ready && b.first.ready);
     const c = await client(s, address);
     assert.is(agent.status().services.orders!.length, 2);
+    // One channel to each (least in-flight), live when the instance dies.
+    const live = [await c.connect('orders'), await c.connect('orders')];
+    s.defer(() => live.forEach((ch) => ch.destroy()));
+    const answers = await Promise.all(live.map(async (ch) => (await ch.request(Buffer.from('x'))).toString()));
+    assert.equal([...answers].sort(), ['a:x', 'b:x']);
+    const toA = live[answers.indexOf('a:x')]!;
+    const toB = live[answers.indexOf('b:x')]!;
     const gone = performance.now();
     a.child.kill('SIGKILL');
-    while (agent.status().services.orders?.length !== 1) await new Promise((r) => setTimeout(r, 2));
-    const outMs = performance.now() - gone;
+    const outOfRotation = (async () => {
+      while (agent.status().services.orders?.length !== 1) await new Promise((r) => setTimeout(r, 1));
+      return performance.now() - gone;
+    })();
+    const midTraffic = await toA.request(Buffer.from('y')).then(() => undefined, (e: RingwireError) => e);
+    assert.ok(isRingwireError(midTraffic, 'ERR_PEER_GONE'), `a request to the killed instance: ${String(midTraffic)}`);
+    assert.is((await toB.request(Buffer.from('y'))).toString(), 'b:y', 'the other instance is unaffected');
+    const outMs = await outOfRotation;
     for (let i = 0; i < 5; i++) {
       const ch = await c.connect('orders');
       assert.is((await ch.request(Buffer.from('x'))).toString(), 'b:x');
       await ch.close();
     }
+    toB.destroy();
     b.child.kill('SIGKILL');
     while (agent.status().services.orders) await new Promise((r) => setTimeout(r, 2));
     const err = await c.connect('orders').then(() => undefined, (e: RingwireError) => e);

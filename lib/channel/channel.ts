@@ -286,7 +286,9 @@ export class Channel extends EventEmitter {
 
   /** Closes at once: pending requests and sends fail, the link is released. */
   destroy(err?: RingwireError): void {
-    this.#finish(err, err ? DisconnectCode.Internal : DisconnectCode.Normal, err?.message ?? 'destroyed');
+    // A revocation travels as Disconnect(Policy), so the peer closes with ERR_POLICY_REVOKED too.
+    const code = !err ? DisconnectCode.Normal : err.code === 'ERR_POLICY_REVOKED' ? DisconnectCode.Policy : DisconnectCode.Internal;
+    this.#finish(err, code, err?.message ?? 'destroyed');
   }
 
   #maybeFinish(): void {

@@ -4,6 +4,7 @@
  * changes it, so the parts cannot disagree about whether it is closed.
  */
 import { ringwireError, type RingwireError } from '../errors.js';
+import { DisconnectCode } from './protocol.js';
 
 export class ChannelState {
   closed = false;
@@ -15,6 +16,8 @@ export class ChannelState {
 
   goneError(): RingwireError {
     const g = this.gone!;
+    // After the handshake, Disconnect(Policy) means a broker (the node agent) revoked the channel.
+    if (g.code === DisconnectCode.Policy) return ringwireError('ERR_POLICY_REVOKED', `the peer closed the channel: revoked by policy: ${g.reason}`);
     return ringwireError('ERR_PEER_GONE', `the peer went away: ${g.reason}${g.code !== undefined ? ` (disconnect code ${g.code})` : ''}`);
   }
 }

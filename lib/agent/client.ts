@@ -72,7 +72,7 @@ function errorCode(code: string): ErrorCode {
 
 export interface AgentClient {
   on(event: 'disconnect', listener: (err: RingwireError) => void): this;
-  on(event: 'reconnect', listener: () => void): this;
+  on(event: 'reconnect' | 'closed', listener: () => void): this;
   on(event: 'error', listener: (err: Error) => void): this;
 }
 
@@ -89,7 +89,6 @@ export class AgentClient extends EventEmitter {
   #reconnectTimer: NodeJS.Timeout | undefined;
   #backoff = BACKOFF_MIN_MS;
   #closed = false;
-  #ready: Promise<void> | undefined;
 
   private constructor(o: AgentClientOptions) {
     super();
@@ -221,7 +220,7 @@ export class AgentClient extends EventEmitter {
     const delay = this.#backoff;
     this.#backoff = Math.min(this.#backoff * 2, BACKOFF_MAX_MS);
     this.#reconnectTimer = setTimeout(() => {
-      this.#ready = this.#open().then(
+      this.#open().then(
         () => { this.emit('reconnect'); },
         () => { this.#sock?.close(); if (!this.#closed && !this.#sock) this.#scheduleReconnect(); },
       );
@@ -340,13 +339,16 @@ export class AgentClient extends EventEmitter {
     return reply.status as AgentStatus;
   }
 
-  /** Waits until connected again (after a disconnect), or rejects when closed. */
-  async ready(): Promise<void> {
-    while (!this.#sock && !this.#closed) {
-      await (this.#ready ?? new Promise((r) => setTimeout(r, BACKOFF_MIN_MS)));
-      if (!this.#sock) await new Promise((r) => setTimeout(r, BACKOFF_MIN_MS));
-    }
-    if (this.#closed) throw ringwireError('ERR_RING_CLOSED', 'agent client closed');
+  /** Resolves once connected (at once, or at the next 'reconnect'); rejects if closed first. */
+  ready(): Promise<void> {
+    if (this.#sock) return Promise.resolve();
+    if (this.#closed) return Promise.reject(ringwireError('ERR_RING_CLOSED', 'agent client closed'));
+    return new Promise((resolve, reject) => {
+      const onReconnect = (): void => { this.off('closed', onClosed); resolve(); };
+      const onClosed = (): void => { this.off('reconnect', onReconnect); reject(ringwireError('ERR_RING_CLOSED', 'agent client closed')); };
+      this.once('reconnect', onReconnect);
+      this.once('closed', onClosed);
+    });
   }
 
   /** Closes the control connection; open channels stay open (close them yourself). */
@@ -358,6 +360,7 @@ export class AgentClient extends EventEmitter {
     this.#sock?.close();
     for (const p of this.#pending.values()) p.reject(ringwireError('ERR_AGENT_UNAVAILABLE', 'agent client closed'));
     this.#pending.clear();
+    this.emit('closed');
   }
 }
 

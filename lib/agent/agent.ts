@@ -82,6 +82,8 @@ interface Brokered {
 const ZERO: ChannelCounters = { messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0 };
 const RECENT_DENIALS = 32;
 const BYE_GRACE_MS = 1000;
+/** Bytes of messages (each `channel`/`incoming` holding a duplicated fd) queued for a peer that does not read. */
+const MAX_UNREAD_BYTES = 64 * 1024;
 
 class Session {
   greeted = false;
@@ -347,7 +349,10 @@ export class Agent extends EventEmitter {
       this.metrics.denied.inc({ source: src.identity ?? 'anonymous', destination: msg.service, policy: decision.policy ?? '' });
       return fail('ERR_POLICY_DENIED', decision.reason, decision.policy ?? undefined);
     }
-    const instances = this.#registry.get(msg.service);
+    if (s.sock.writableLength > MAX_UNREAD_BYTES) return this.#bye(s, 'ERR_AGENT_LIMIT', 'too many answers (and their fds) wait unread on this control connection');
+    const registered = this.#registry.get(msg.service);
+    // An instance that stopped reading its control socket would make the agent hold an fd per connect.
+    const instances = registered && [...registered].filter((i) => i.session.sock.writableLength <= MAX_UNREAD_BYTES);
     const r = instances && pickInstance(instances, { weights: this.#config.services[msg.service]?.routing?.weights, labels: msg.labels, random: this.#random });
     if (!r) return fail('ERR_NO_INSTANCE', instances ? `every instance of ${msg.service} is at its maxConnections or excluded by labels/weights` : `no instance of ${msg.service} is registered`);
     const pair = new Int32Array(2);

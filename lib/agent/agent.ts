@@ -196,13 +196,13 @@ export class Agent extends EventEmitter {
   /** Starts accepting control connections on another socket; returns its id for removeControlSocket(). */
   addControlSocket(o: AddListenerOptions): string {
     if (this.#closed) throw ringwireError('ERR_AGENT_UNAVAILABLE', 'agent is closed');
-    if ((o.fd === undefined) === (o.address === undefined)) throw ringwireError('ERR_INVALID_ARG', 'addListener needs exactly one of fd and address');
+    if ((o.fd === undefined) === (o.address === undefined)) throw ringwireError('ERR_INVALID_ARG', 'addControlSocket needs exactly one of fd and address');
     const identity = o.identity ? listenerWorkload(o.identity) : undefined;
     const sockOpts = { maxMessageSize: CONTROL_RECEIVE_BUFFER, maxFds: 1 };
     const server = o.fd !== undefined ? FdServer.fromFd(o.fd, sockOpts, o.label ?? `fd ${o.fd}`) : FdServer.listen(o.address!, { ...sockOpts, mode: 0o666 });
     const id = `l${this.#nextListener++}`;
     const listener: Listener = { id, label: o.label ?? o.address ?? `fd ${o.fd}`, server, identity, sessions: new Set() };
-    server.on('error', (err) => this.emit('error', err));
+    server.on('error', (err) => this.#warn(err));
     server.on('connection', (sock) => this.#accept(listener, sock));
     this.#listeners.set(id, listener);
     return id;
@@ -442,6 +442,12 @@ export class Agent extends EventEmitter {
     }
   }
 
+  /** A daemon keeps serving: problems go to 'error' listeners, or to stderr when there are none. */
+  #warn(err: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), agent: `error: ${err.message}` })}\n`);
+  }
+
   #access(line: AccessLogLine): void {
     const full = { time: new Date().toISOString(), ...line };
     if (line.event === 'deny') {
@@ -451,7 +457,7 @@ export class Agent extends EventEmitter {
     try {
       this.#log(full);
     } catch (err) {
-      this.emit('error', err);
+      this.#warn(err as Error);
     }
   }
 

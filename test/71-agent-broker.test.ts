@@ -11,7 +11,7 @@ import { isRingwireError, type RingwireError } from '../lib/errors.js';
 import { connectAgent, type AgentClient } from '../lib/agent/index.js';
 import type { Channel } from '../lib/channel/channel.js';
 import { requireOrSkip, scratch, type Scratch } from './helpers/index.js';
-import { cliPath, startAgentProcess, uniqueAgentAddress } from './helpers/agent.js';
+import { cliPath, startAgentPeer, startAgentProcess, uniqueAgentAddress } from './helpers/agent.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 
@@ -125,6 +125,16 @@ if (run) {
     assert.match(line, /\/policies\/0\/action/);
     const err = await c.connect('orders').then(() => undefined, (e: RingwireError) => e);
     assert.ok(isRingwireError(err, 'ERR_POLICY_DENIED') && err.message.includes('lockdown'), 'old config still in force');
+  }));
+
+  test("connect('svc:NAME') uses a shared agent client that lets the process exit once its channels closed", () => scratch('agent svc', 30000, async (s) => {
+    const address = uniqueAgentAddress('71');
+    await startAgentProcess(s.children, s.dir, baseConfig(address));
+    await serveOrders(s, address);
+    const peer = await startAgentPeer(s.children, { address, svc: 'orders' });
+    assert.equal(peer.first.answers, ['v1:svc'], JSON.stringify(peer.first));
+    const code = peer.child.exitCode ?? await new Promise((resolve) => peer.child.once('exit', resolve));
+    assert.is(code, 0, 'exited by itself');
   }));
 
   test('a bad config at start exits non-zero naming the offending path', () => scratch('agent bad config', 20000, async (s) => {

@@ -108,6 +108,11 @@ export class AgentClient extends EventEmitter {
     return this.#identity;
   }
 
+  /** Names registered through this client. */
+  get registrations(): number {
+    return this.#registrations.size;
+  }
+
   get connected(): boolean {
     return this.#sock !== undefined;
   }

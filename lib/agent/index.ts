@@ -17,14 +17,33 @@ export { agentCommand } from './cli.js';
 
 const SVC = 'svc:';
 let shared: Promise<AgentClient> | undefined;
+/** Channels opened through connect('svc:...') and not yet closed. */
+let sharedUsers = 0;
 
 /** The process-wide client `connect('svc:...')` uses ($RINGWIRE_AGENT or '@ringwire'), made on first use. */
 export function defaultAgentClient(o: AgentClientOptions = {}): Promise<AgentClient> {
   if (!shared) {
-    shared = AgentClient.connect(o);
-    shared.catch(() => { shared = undefined; });
+    const made = AgentClient.connect(o);
+    shared = made;
+    made.catch(() => { if (shared === made) shared = undefined; });
   }
   return shared;
+}
+
+/**
+ * Once the last svc: channel closed and nobody registered a name on the shared client, its control
+ * connection is closed too, so a script that connected by name can exit; the next connect('svc:...')
+ * opens a new one.
+ */
+function releaseShared(): void {
+  if (--sharedUsers > 0 || !shared) return;
+  const current = shared;
+  current.then((c) => {
+    if (sharedUsers === 0 && shared === current && c.registrations === 0) {
+      shared = undefined;
+      c.close();
+    }
+  }, () => {});
 }
 
 /**
@@ -32,9 +51,16 @@ export function defaultAgentClient(o: AgentClientOptions = {}): Promise<AgentCli
  * agent. Any other address goes to the channel layer's connect().
  */
 export async function connect(address: string, opts: ConnectOptions & { labels?: Record<string, string> } = {}): Promise<Channel> {
-  if (typeof address === 'string' && address.startsWith(SVC)) {
+  if (typeof address !== 'string' || !address.startsWith(SVC)) return connectChannel(address, opts);
+  sharedUsers++;
+  let ch: Channel;
+  try {
     const client = await defaultAgentClient(opts);
-    return client.connect(address.slice(SVC.length), opts.labels ? { labels: opts.labels } : {});
+    ch = await client.connect(address.slice(SVC.length), opts.labels ? { labels: opts.labels } : {});
+  } catch (err) {
+    releaseShared();
+    throw err;
   }
-  return connectChannel(address, opts);
+  ch.once('close', releaseShared);
+  return ch;
 }

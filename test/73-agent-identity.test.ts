@@ -5,10 +5,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { addonAvailable } from '../lib/native/native.js';
+import { addonAvailable, native } from '../lib/native/native.js';
 import { FdServer } from '../lib/native/unix-socket.js';
 import { startAgent, type Agent } from '../lib/agent/index.js';
 import { requireOrSkip, scratch, type Scratch } from './helpers/index.js';
@@ -45,6 +45,34 @@ function netns(s: Scratch, tag: string): { name: string; inode: number } {
 }
 
 if (run) {
+  test('addon: socketpair is a connected SEQPACKET pair; SO_PEERPIDFD and pidfd_open name the right process', () => scratch('pidfd', 20000, async (s) => {
+    const addon = native();
+    const pair = new Int32Array(2);
+    assert.is(addon.socketpair(pair), 0);
+    s.defer(() => { addon.close(pair[0]!); addon.close(pair[1]!); });
+    assert.is(addon.sendmsg(pair[0]!, Buffer.from('one'), new Int32Array(0)), 3);
+    const buf = Buffer.alloc(16);
+    const meta = new Int32Array(2);
+    assert.is(addon.recvmsg(pair[1]!, buf, new Int32Array(1), meta), 3, 'one datagram, boundaries kept');
+    const address = uniqueAgentAddress('73');
+    const server = FdServer.listen(address);
+    s.defer(() => server.close());
+    const child = s.children.add(spawn(process.execPath, ['--input-type=module', '-e', `import { FdSocket } from ${JSON.stringify(new URL('../lib/native/unix-socket.js', import.meta.url).href)}; await FdSocket.connect(${JSON.stringify(address)}); setInterval(() => {}, 1000);`], { stdio: 'inherit' }));
+    const accepted = await new Promise<import('../lib/native/unix-socket.js').FdSocket>((resolve) => server.once('connection', resolve));
+    s.defer(() => accepted.close());
+    const pidfd = addon.peerPidfd(accepted.fd);
+    const fd = pidfd === -92 ? addon.pidfdOpen(accepted.peerCred().pid) : pidfd;
+    assert.ok(fd >= 0, `pidfd: ${fd}`);
+    s.defer(() => addon.close(fd));
+    const pidOf = (): number => Number(/^Pid:\s*(-?\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]);
+    assert.is(pidOf(), child.pid, 'the pidfd names the connecting process');
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    assert.is(pidOf(), -1, 'and says so once it is gone');
+    assert.is(addon.pidfdOpen(0), -22, 'pid 0 is EINVAL');
+  }));
+
   test('uids: the owner may serve, another uid may not squat, policy sees the caller\'s uid identity', () => scratch('agent uids', 40000, async (s) => {
     const { agent, address } = await agentWith(s, {
       identities: [

@@ -80,7 +80,8 @@ if (run) {
     assert.is(metric(text, 'ringwire_agent_connections_active', `${src},destination="orders"`), 1);
     assert.is(metric(text, 'ringwire_agent_connections_denied_total', `${src},destination="payments",policy="no-payments"`), 1);
     assert.is(metric(text, 'ringwire_agent_messages_total', `${src},destination="orders"`), 10);
-    assert.ok(text.includes('ringwire_agent_connect_duration_seconds_count 1'), 'latency histogram');
+    assert.ok(text.includes('ringwire_agent_connect_duration_seconds_count 1'), 'brokering latency histogram');
+    assert.ok(text.includes('ringwire_agent_channel_open_seconds_count 1'), 'connect-to-open latency as the client reports it');
     assert.ok(text.includes('process_cpu_user_seconds_total'), 'default process metrics');
     const overSocket = await get({ socketPath });
     assert.ok(overSocket.includes('ringwire_agent_connections_opened_total'), 'served on the UNIX socket too');

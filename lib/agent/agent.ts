@@ -291,6 +291,11 @@ export class Agent extends EventEmitter {
         return s.send({ op: 'ok', id: msg.id });
       }
       case 'connect': return this.#connect(s, msg);
+      case 'opened': {
+        const ch = this.#channels.get(msg.channel);
+        if (ch && ch.client === s) this.metrics.openSeconds.observe(msg.openUs / 1e6);
+        return;
+      }
       case 'report':
       case 'closed': return this.#report(s, msg);
       case 'status': return s.send({ op: 'status', id: msg.id, status: this.status() });

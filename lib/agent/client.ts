@@ -259,11 +259,14 @@ export class AgentClient extends EventEmitter {
 
   /** A channel to an instance of `service`, brokered by the agent. */
   async connect(service: string, o: { labels?: Record<string, string> } = {}): Promise<Channel> {
+    const started = performance.now();
     const fds: number[] = [];
     const reply = await this.#request({ op: 'connect', service, ...(o.labels ? { labels: o.labels } : {}) }, 'id', fds);
     if (reply.op === 'error') throw ringwireError(errorCode(reply.code), reply.policy ? `${reply.message} [policy ${reply.policy}]` : reply.message);
     if (reply.op !== 'channel') throw ringwireError('ERR_AGENT_PROTOCOL', `expected channel, got ${reply.op}`);
-    return this.#openChannel(reply.channel, fds[0]!, 'client', `svc:${service}`, reply.peer, undefined);
+    const ch = await this.#openChannel(reply.channel, fds[0]!, 'client', `svc:${service}`, reply.peer, undefined);
+    this.#send({ op: 'opened', channel: reply.channel, openUs: Math.round((performance.now() - started) * 1000) });
+    return ch;
   }
 
   #incoming(msg: Extract<AgentMessage, { op: 'incoming' }>, fd: number): void {

@@ -33,6 +33,7 @@ export class AgentMetrics {
   readonly messages: Counter<'source' | 'destination'>;
   readonly bytes: Counter<'source' | 'destination'>;
   readonly connectSeconds: Histogram;
+  readonly openSeconds: Histogram;
   readonly registrations: Gauge<'service'>;
 
   constructor() {
@@ -47,6 +48,10 @@ export class AgentMetrics {
     this.connectSeconds = new Histogram({
       name: 'ringwire_agent_connect_duration_seconds', help: 'From a connect request to both socketpair ends sent',
       buckets: [25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 10e-3, 50e-3], registers,
+    });
+    this.openSeconds = new Histogram({
+      name: 'ringwire_agent_channel_open_seconds', help: 'As the client reports it: from its connect request to the channel open (brokering plus the peers\' handshake)',
+      buckets: [100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 1], registers,
     });
     this.registrations = new Gauge({ name: 'ringwire_agent_registrations', help: 'Registered instances by service', labelNames: ['service'], registers });
     collectDefaultMetrics({ register: this.registry });

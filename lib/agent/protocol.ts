@@ -33,6 +33,7 @@ export type ClientMessage =
   | { op: 'register'; id: number; name: string; version?: string; labels?: Record<string, string>; maxConnections?: number }
   | { op: 'unregister'; id: number; name: string }
   | { op: 'connect'; id: number; service: string; labels?: Record<string, string> }
+  | { op: 'opened'; channel: number; openUs: number }
   | { op: 'report'; channel: number; stats: ChannelCounters }
   | { op: 'closed'; channel: number; stats: ChannelCounters; reason?: string }
   | { op: 'status'; id: number };
@@ -71,6 +72,7 @@ const CLIENT_SCHEMAS: Record<ClientMessage['op'], object> = {
   register: message('register', { id, name, version: { type: 'string', minLength: 1, maxLength: 63 }, labels, maxConnections: { type: 'integer', minimum: 1, maximum: 1_000_000 } }, ['id', 'name']),
   unregister: message('unregister', { id, name }, ['id', 'name']),
   connect: message('connect', { id, service: name, labels }, ['id', 'service']),
+  opened: message('opened', { channel: id, openUs: { type: 'number', minimum: 0, maximum: 3.6e9 } }, ['channel', 'openUs']),
   report: message('report', { channel: id, stats: counters }, ['channel', 'stats']),
   closed: message('closed', { channel: id, stats: counters, reason: text }, ['channel', 'stats']),
   status: message('status', { id }, ['id']),

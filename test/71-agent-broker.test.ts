@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { addonAvailable } from '../lib/native/native.js';
 import { isRingwireError, type RingwireError } from '../lib/errors.js';
@@ -68,6 +68,8 @@ if (run) {
     assert.ok(ours.length > 0, 'this process maps the rings');
     const theirs = memfdNames(agent.child.pid!);
     assert.equal(theirs.filter((n) => ours.includes(n)), [], `agent maps ${theirs.join(', ')}`);
+    const agentFds = readdirSync(`/proc/${agent.child.pid}/fd`).map((fd) => { try { return readlinkSync(`/proc/${agent.child.pid}/fd/${fd}`); } catch { return ''; } });
+    assert.equal(agentFds.filter((l) => l.startsWith('/memfd:')), [], 'nor holds a ring memfd (libuv has eventfds of its own, so those say nothing)');
     c.report();
     const { stdout } = await promisify(execFile)(process.execPath, [cliPath(), 'agent', 'status', '--address', address]);
     assert.match(stdout, /orders .*pid \d+ .*spiffe:\/\/cluster.local\/ns\/shop\/sa\/orders .*version v1 .*in-flight 1/);

@@ -13,7 +13,8 @@
         "addon/shared_buffer.cc",
         "addon/eventfd.cc",
         "addon/poller.cc",
-        "addon/socket.cc"
+        "addon/socket.cc",
+        "addon/netns.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],

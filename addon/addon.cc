@@ -26,6 +26,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitEventFd(env, exports);
   InitPoller(env, exports);
   InitSocket(env, exports);
+  InitNetns(env, exports);
   return exports;
 }
 

@@ -14,10 +14,16 @@ export interface Options {
   help: boolean;
   pingpong: PingPongBudget;
   bursts: BurstBudget;
+  /** Paced round trips: requests per second (none: no paced rows) and seconds of sampling per rate. */
+  paced: { rates: number[]; seconds: number };
 }
 
 export const FULL_SIZES = [8, 64, 1024, 16384, 65536, 1 << 20];
 export const QUICK_SIZES = [64, 4096];
+export const FULL_RATES = [1000, 10_000, 100_000];
+export const QUICK_RATES = [10_000];
+/** Paced rows are measured at this size (or the smallest size asked for, when it is not there). */
+export const PACED_SIZE = 64;
 
 export const USAGE = `usage: npm run bench -- [options]
   --quick          small sample counts and sizes ${QUICK_SIZES.join(', ')} (under a minute in all)
@@ -26,6 +32,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --only a,b       measure only these transports (uds is always kept as the baseline)
   --sizes 64,4096  message sizes in bytes (default: ${FULL_SIZES.join(', ')}; --quick: ${QUICK_SIZES.join(', ')})
   --repeat N       run everything N times, interleaved; rows carry min/median/max over runs
+  --rates 1000,... paced round trips per second, one in flight (default: ${FULL_RATES.join(', ')}; --quick: ${QUICK_RATES.join(', ')}; 0: none)
   --pin            pin the harness and its peers to separate cores even when other work keeps them busy
   --no-pin         never pin (default: pin when taskset, 2 cores and idle cores are there)
   --list           list the registered transports and exit`;
@@ -40,7 +47,7 @@ function positiveInt(flag: string, v: string | undefined, max: number): number {
 
 export function parseArgs(argv: readonly string[]): Options {
   let quick = false, pin: PinMode = 'auto', list = false, help = false, repeat = 1;
-  let json: string | undefined, svg: string | undefined, only: string[] | undefined, sizes: number[] | undefined;
+  let json: string | undefined, svg: string | undefined, only: string[] | undefined, sizes: number[] | undefined, rates: number[] | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -59,6 +66,7 @@ export function parseArgs(argv: readonly string[]): Options {
       case '--only': only = value().split(',').filter(Boolean); break;
       case '--repeat': repeat = positiveInt(a, value(), 100); break;
       case '--sizes': sizes = value().split(',').map((s) => positiveInt('--sizes', s, 64 << 20)); break;
+      case '--rates': { const v = value(); rates = v === '0' ? [] : v.split(',').map((s) => positiveInt('--rates', s, 1_000_000)); break; }
       default: throw new UsageError(`unknown option ${a}`);
     }
   }
@@ -68,5 +76,6 @@ export function parseArgs(argv: readonly string[]): Options {
     // Quick: about 6 s per transport, so eight transports stay under a minute.
     pingpong: quick ? { warmup: 2000, samples: 20_000, maxMs: 800 } : { warmup: 10_000, samples: 100_000, maxMs: 20_000 },
     bursts: quick ? { maxTime: 0.25, minSamples: 5 } : { maxTime: 2, minSamples: 10 },
+    paced: { rates: rates ?? (quick ? QUICK_RATES : FULL_RATES), seconds: quick ? 0.5 : 2 },
   };
 }

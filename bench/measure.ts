@@ -6,6 +6,8 @@
 import { createRequire } from 'node:module';
 import type BenchmarkClass from 'benchmark';
 import type { Histogram } from 'hdr-histogram-js';
+import type { CpuDelta, CpuProbe } from './cpu.js';
+import type { Pacer } from './pacer.js';
 import type { PingPongRun, StreamBurst } from './transport.js';
 
 const require = createRequire(import.meta.url);
@@ -30,19 +32,29 @@ export interface LatencySummary {
   readonly maxUs: number;
 }
 
-/** Implements PingPongRun; every call after warm-up is one array store and two comparisons. */
+/**
+ * Implements PingPongRun; every call after warm-up is one array store and two comparisons. With a
+ * CpuProbe, the CPU window opens when warm-up ends (between two round trips, so no sample pays
+ * for the /proc reads) and closes in finish(); with a Pacer, wait() hands out its ticks.
+ */
 export class PingPongRecorder implements PingPongRun {
   readonly #rtts: Float64Array;
   readonly #maxNs: bigint;
+  readonly #probe: CpuProbe | undefined;
+  readonly #pacer: Pacer | undefined;
   #warmupLeft: number;
   #count = 0;
   #deadline = 0n;
   #warmupDeadline = 0n;
+  #sampling = false;
+  #cpu: CpuDelta | undefined;
 
-  constructor(budget: PingPongBudget) {
+  constructor(budget: PingPongBudget, opts: { probe?: CpuProbe; pacer?: Pacer } = {}) {
     this.#rtts = new Float64Array(budget.samples);
     this.#warmupLeft = budget.warmup;
     this.#maxNs = BigInt(Math.round(budget.maxMs * 1e6));
+    this.#probe = opts.probe;
+    this.#pacer = opts.pacer;
   }
 
   record(startNs: bigint, endNs: bigint): boolean {
@@ -53,14 +65,36 @@ export class PingPongRecorder implements PingPongRun {
     if (this.#warmupLeft > 0) {
       // A warm-up that eats a tenth of the budget has warmed enough; keep the time for samples.
       this.#warmupLeft = endNs > this.#warmupDeadline ? 0 : this.#warmupLeft - 1;
+      if (this.#warmupLeft === 0) this.#startSampling();
       return true;
     }
+    if (!this.#sampling) this.#startSampling();
     this.#rtts[this.#count++] = Number(endNs - startNs);
     return this.#count < this.#rtts.length && endNs < this.#deadline;
   }
 
+  #startSampling(): void {
+    this.#sampling = true;
+    this.#probe?.start();
+  }
+
+  wait(): Promise<void> | null {
+    return this.#pacer ? this.#pacer.wait() : null;
+  }
+
+  /** Closes the CPU window (call once the transport's pingpong() returned). */
+  finish(): CpuDelta | undefined {
+    if (this.#probe?.started) this.#cpu = this.#probe.stop();
+    return this.#cpu;
+  }
+
   get count(): number {
     return this.#count;
+  }
+
+  /** CPU over the sampled round trips, once finish() ran. */
+  get cpu(): CpuDelta | undefined {
+    return this.#cpu;
   }
 
   summary(): LatencySummary {

@@ -1,138 +1,272 @@
 /**
- * A self-contained SVG of a report, drawn by hand: latency percentiles by transport at one size,
- * median round trip by size, and stream throughput by size. All value axes are logarithmic, since
- * transports differ by orders of magnitude.
+ * A self-contained SVG of a report, drawn by hand, one question per chart: how long a round trip
+ * takes (p50 bar, p99 tick), what a round trip costs in CPU when requests come at a steady rate,
+ * and how many messages per second a one-way stream moves. Each chart is horizontal bars labelled
+ * with the transport's name, grouped as baselines / floors / ringwire, one colour per group, the
+ * ratio to uds written on each bar. Value axes are logarithmic (transports differ by orders of
+ * magnitude).
+ *
+ * Layout first, drawing second: layoutSvg() places every text as a box (monospace, so a box's
+ * width is its length times 0.6 em, whatever font the viewer picks), so a test can check that no
+ * two boxes overlap and that nothing leaves the canvas; renderSvg() only prints the layout.
  */
-import { patternKind, type Report, type ResultRow } from './results.js';
+import { PACED, ratioToBaseline, type Report, type ResultRow } from './results.js';
 import { formatSize } from './table.js';
+import { BASELINE } from './transport.js';
 
-const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22'];
-const PERCENTILES = [
-  { label: 'p50', pick: (r: ResultRow) => r.rttP50Us, shade: 1 },
-  { label: 'p90', pick: (r: ResultRow) => r.rttP90Us ?? null, shade: 0.75 },
-  { label: 'p99', pick: (r: ResultRow) => r.rttP99Us, shade: 0.5 },
-  { label: 'p99.9', pick: (r: ResultRow) => r.rttP999Us, shade: 0.3 },
-];
-const W = 960;
-const PANEL_H = 300;
-const M = { left: 80, right: 190, top: 40, bottom: 50 };
+export type Group = 'baselines' | 'floors' | 'ringwire';
+export const GROUPS: readonly Group[] = ['baselines', 'floors', 'ringwire'];
+/** One colour per group, far apart in hue and lightness (colour-blind safe: blue, orange, teal). */
+export const GROUP_COLOR: Readonly<Record<Group, string>> = { baselines: '#5b7fa6', floors: '#d98c1f', ringwire: '#1b9e77' };
 
-function esc(s: string): string {
-  return s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+export function groupOf(transport: string): Group {
+  if (transport.endsWith('-floor') || transport === 'memcpy') return 'floors';
+  if (transport.includes('ringwire')) return 'ringwire';
+  return 'baselines';
 }
 
-function text(x: number, y: number, s: string, attrs = ''): string {
-  return `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${attrs}>${esc(s)}</text>`;
+export const WIDTH = 1000;
+const PAD = 12;
+const ROW_H = 20;
+const BAR_H = 13;
+const GROUP_GAP = 8;
+/** Longest label, in characters; longer transport names are cut. */
+export const MAX_LABEL = 44;
+/** Advance of one monospace character, in em. */
+const CHAR_EM = 0.6;
+
+export interface TextBox {
+  kind: 'text';
+  x: number;
+  /** Top of the box; the baseline sits at y + size * 0.8. */
+  y: number;
+  w: number;
+  h: number;
+  size: number;
+  text: string;
+  anchor: 'start' | 'end';
+  weight?: 'bold';
+  fill?: string;
 }
 
-/** Maps [lo, hi] (whole decades around the data) onto a pixel range, logarithmically. */
-function logScale(values: number[], p0: number, p1: number): { at: (v: number) => number; ticks: number[] } {
+export interface Shape {
+  kind: 'rect' | 'line';
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+  fill?: string;
+  stroke?: string;
+  opacity?: number;
+  dash?: boolean;
+  title?: string;
+}
+
+export interface Layout {
+  width: number;
+  height: number;
+  items: Array<TextBox | Shape>;
+}
+
+/** A text box whose x is its anchor: the left edge ('start') or the right edge ('end'). */
+function textBox(x: number, y: number, text: string, size: number, opts: { anchor?: 'start' | 'end'; weight?: 'bold'; fill?: string } = {}): TextBox {
+  const w = text.length * CHAR_EM * size;
+  const anchor = opts.anchor ?? 'start';
+  return { kind: 'text', x: anchor === 'start' ? x : x - w, y, w, h: size, size, text, anchor, ...(opts.weight ? { weight: opts.weight } : {}), ...(opts.fill ? { fill: opts.fill } : {}) };
+}
+
+/** Logarithmic axis over whole decades around the values, onto [x0, x1]. */
+function logAxis(values: number[], x0: number, x1: number): { at: (v: number) => number; ticks: number[] } {
   const pos = values.filter((v) => v > 0 && Number.isFinite(v));
   const lo = Math.floor(Math.log10(Math.min(...pos)));
   const hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(...pos))));
-  const at = (v: number): number => p0 + ((Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo)) * (p1 - p0);
+  const at = (v: number): number => x0 + ((Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo)) * (x1 - x0);
   const ticks: number[] = [];
   for (let e = lo; e <= hi; e++) ticks.push(10 ** e);
   return { at, ticks };
 }
 
 function si(v: number, unit: string): string {
-  const steps: [number, string][] = [[1e9, 'G'], [1e6, 'M'], [1e3, 'k']];
-  for (const [f, p] of steps) if (v >= f) return `${v / f}${p}${unit}`;
-  return v >= 1 ? `${v}${unit}` : `${v.toPrecision(1)}${unit}`;
+  if (unit === 'µs' && v >= 1000) return si(v / 1000, 'ms');
+  for (const [f, p] of [[1e9, 'G'], [1e6, 'M'], [1e3, 'k']] as const) if (v >= f) return `${+(v / f).toPrecision(3)} ${p}${unit}`;
+  return `${+v.toPrecision(3)} ${unit}`.trimEnd();
 }
 
-function frame(top: number, title: string, yLabel: string, y: ReturnType<typeof logScale>, fmtTick: (v: number) => string): string[] {
-  const x0 = M.left, x1 = W - M.right, yBottom = top + PANEL_H - M.bottom;
-  const out = [text(x0, top + 22, title, 'font-size="15" font-weight="bold"')];
-  for (const t of y.ticks) {
-    const yy = y.at(t);
-    out.push(`<line x1="${x0}" x2="${x1}" y1="${yy.toFixed(1)}" y2="${yy.toFixed(1)}" stroke="#ddd"/>`);
-    out.push(text(x0 - 6, yy + 4, fmtTick(t), 'text-anchor="end" font-size="11"'));
+function ratioText(r: number | null): string {
+  if (r === null) return '';
+  return `${r < 10 ? r.toFixed(2) : r.toFixed(1)}× ${BASELINE}`;
+}
+
+/** Rows in group order (baselines, floors, ringwire), registration order inside a group. */
+function byGroup(rows: readonly ResultRow[]): ResultRow[] {
+  return GROUPS.flatMap((g) => rows.filter((r) => groupOf(r.transport) === g));
+}
+
+interface Chart {
+  title: string;
+  rows: ResultRow[];
+  value: (r: ResultRow) => number | null;
+  /** A second mark per row (p99), drawn as a tick. */
+  tick?: (r: ResultRow) => number | null;
+  unit: string;
+  ratio: (r: ResultRow) => number | null;
+}
+
+/** Lays out one chart from `top`; returns its items and the y where the next one may start. */
+function chart(top: number, c: Chart, all: readonly ResultRow[]): { items: Array<TextBox | Shape>; bottom: number } {
+  const items: Array<TextBox | Shape> = [textBox(PAD, top, c.title, 14, { weight: 'bold' })];
+  const rows = byGroup(c.rows).filter((r) => (c.value(r) ?? 0) > 0);
+  if (!rows.length) {
+    items.push(textBox(PAD, top + 22, 'no results', 12, { fill: '#666' }));
+    return { items, bottom: top + 44 };
   }
-  out.push(`<line x1="${x0}" x2="${x1}" y1="${yBottom}" y2="${yBottom}" stroke="#333"/>`);
-  out.push(text(16, (top + M.top + yBottom) / 2, yLabel, `font-size="12" transform="rotate(-90 16 ${((top + M.top + yBottom) / 2).toFixed(1)})" text-anchor="middle"`));
-  return out;
-}
-
-function legend(top: number, entries: { label: string; color: string; dashed?: boolean }[]): string[] {
-  const x = W - M.right + 16;
-  return entries.flatMap((e, i) => {
-    const y = top + M.top + 6 + i * 18;
-    return [
-      `<line x1="${x}" x2="${x + 22}" y1="${y}" y2="${y}" stroke="${e.color}" stroke-width="3"${e.dashed ? ' stroke-dasharray="5 3"' : ''}/>`,
-      text(x + 28, y + 4, e.label, 'font-size="11"'),
-    ];
+  // Names longer than MAX_LABEL are cut with an ellipsis (the bar's tooltip keeps the whole name).
+  const cut = (n: string): string => (n.length > MAX_LABEL ? `${n.slice(0, MAX_LABEL - 1)}…` : n);
+  const names = rows.map((r) => (r.invalid ? `${cut(r.transport)} (invalid)` : cut(r.transport)));
+  const labelW = Math.max(...names.map((n) => n.length)) * CHAR_EM * 12;
+  const valueTexts = rows.map((r) => {
+    const v = c.value(r)!;
+    const ratio = ratioText(c.ratio(r));
+    return ratio ? `${si(v, c.unit)} · ${ratio}` : si(v, c.unit);
   });
-}
-
-function percentilePanel(top: number, rows: ResultRow[], color: (t: string) => string): string[] {
-  const sizes = [...new Set(rows.map((r) => r.size))];
-  const size = sizes.includes(64) ? 64 : sizes.sort((a, b) => a - b)[0];
-  const at = rows.filter((r) => r.size === size);
-  if (!at.length) return [text(M.left, top + 22, 'no ping-pong results', 'font-size="15"')];
-  const values = at.flatMap((r) => PERCENTILES.map((p) => p.pick(r) ?? 0));
-  const y = logScale(values, top + PANEL_H - M.bottom, top + M.top);
-  const out = frame(top, `Round-trip latency percentiles, ${formatSize(size!)} messages (lower is better)`, 'µs, log scale', y, (v) => si(v, ''));
-  const groupW = (W - M.left - M.right) / at.length;
-  const barW = Math.min(28, (groupW - 16) / PERCENTILES.length);
-  at.forEach((r, g) => {
-    const gx = M.left + g * groupW + (groupW - barW * PERCENTILES.length) / 2;
-    PERCENTILES.forEach((p, i) => {
-      const v = p.pick(r);
-      if (v === null) return;
-      const yy = y.at(v), base = top + PANEL_H - M.bottom;
-      out.push(`<rect x="${(gx + i * barW).toFixed(1)}" y="${yy.toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${(base - yy).toFixed(1)}" fill="${color(r.transport)}" fill-opacity="${p.shade}"><title>${esc(`${r.transport} ${p.label} ${v.toPrecision(3)} µs`)}</title></rect>`);
-    });
-    out.push(text(M.left + g * groupW + groupW / 2, top + PANEL_H - M.bottom + 16, r.transport, 'text-anchor="middle" font-size="11"'));
-  });
-  out.push(...PERCENTILES.map((p, i) => text(W - M.right + 16, top + M.top + 8 + i * 18, `${'█'} ${p.label}`, `font-size="12" fill="#444" fill-opacity="${p.shade}"`)));
-  return out;
-}
-
-/** Lines of `pick(row)` against message size, one per transport and pattern. */
-function bySizePanel(top: number, title: string, yLabel: string, rows: ResultRow[], pick: (r: ResultRow) => number | null, fmtTick: (v: number) => string, color: (t: string) => string): string[] {
-  const points = rows.filter((r) => (pick(r) ?? 0) > 0);
-  if (!points.length) return [text(M.left, top + 22, `${title}: no results`, 'font-size="15"')];
-  const sizes = [...new Set(points.map((r) => r.size))].sort((a, b) => a - b);
-  const y = logScale(points.map((r) => pick(r)!), top + PANEL_H - M.bottom, top + M.top);
-  const lo = Math.log2(sizes[0]!), hi = Math.max(lo + 1, Math.log2(sizes[sizes.length - 1]!));
-  const x = (s: number): number => M.left + 20 + ((Math.log2(s) - lo) / (hi - lo)) * (W - M.left - M.right - 40);
-  const out = frame(top, title, yLabel, y, fmtTick);
-  for (const s of sizes) out.push(text(x(s), top + PANEL_H - M.bottom + 16, formatSize(s), 'text-anchor="middle" font-size="11"'));
-  out.push(text((M.left + W - M.right) / 2, top + PANEL_H - 12, 'message size (log scale)', 'text-anchor="middle" font-size="12"'));
-  const series = [...new Set(points.map((r) => `${r.transport}\0${r.pattern}`))];
-  const entries: { label: string; color: string; dashed?: boolean }[] = [];
-  for (const key of series) {
-    const [transport, pattern] = key.split('\0') as [string, string];
-    const pts = points.filter((r) => r.transport === transport && r.pattern === pattern).sort((a, b) => a.size - b.size);
-    const dashed = pattern !== 'pingpong' && pattern !== 'stream';
-    const d = pts.map((r, i) => `${i ? 'L' : 'M'}${x(r.size).toFixed(1)} ${y.at(pick(r)!).toFixed(1)}`).join(' ');
-    out.push(`<path d="${d}" fill="none" stroke="${color(transport)}" stroke-width="2"${dashed ? ' stroke-dasharray="5 3"' : ''}/>`);
-    for (const r of pts) out.push(`<circle cx="${x(r.size).toFixed(1)}" cy="${y.at(pick(r)!).toFixed(1)}" r="3" fill="${color(transport)}"><title>${esc(`${transport} ${pattern} ${formatSize(r.size)}: ${pick(r)!.toPrecision(3)}`)}</title></circle>`);
-    entries.push({ label: dashed ? `${transport} ${pattern}` : transport, color: color(transport), dashed });
+  const valueW = Math.max(...valueTexts.map((t) => t.length)) * CHAR_EM * 11;
+  const x0 = PAD + labelW + 8;
+  // The longest value text fits right of the longest bar.
+  const x1 = Math.max(x0 + 120, WIDTH - PAD - valueW - 6);
+  const axis = logAxis(rows.flatMap((r) => [c.value(r)!, ...(c.tick ? [c.tick(r) ?? 0] : [])]), x0, x1);
+  const axisY = top + 22;
+  // Tick labels centred on their lines, skipped where they would touch the previous one.
+  let lastRight = -Infinity;
+  const gridTop = axisY + 14;
+  // A gap of GROUP_GAP between groups: row i sits below every group change before it.
+  const rowY = (i: number): number => {
+    let gaps = 0;
+    for (let k = 1; k <= i; k++) if (groupOf(rows[k]!.transport) !== groupOf(rows[k - 1]!.transport)) gaps++;
+    return gridTop + i * ROW_H + gaps * GROUP_GAP;
+  };
+  const gridBottom = rowY(rows.length - 1) + ROW_H;
+  for (const t of axis.ticks) {
+    const x = axis.at(t);
+    items.push({ kind: 'line', x, y: gridTop, w: 0, h: gridBottom - gridTop, stroke: '#ddd' });
+    const label = si(t, c.unit);
+    const w = label.length * CHAR_EM * 10;
+    const left = Math.min(Math.max(x - w / 2, PAD), WIDTH - PAD - w);
+    if (left < lastRight + 6) continue;
+    items.push(textBox(left, axisY, label, 10, { fill: '#555' }));
+    lastRight = left + w;
   }
-  out.push(...legend(top, entries));
-  return out;
+  rows.forEach((r, i) => {
+    const y = rowY(i);
+    const group = groupOf(r.transport);
+    const color = r.invalid ? '#bbbbbb' : GROUP_COLOR[group];
+    items.push(textBox(PAD, y + (ROW_H - 12) / 2, names[i]!, 12, r.invalid ? { fill: '#888' } : {}));
+    const end = Math.max(x0 + 2, axis.at(c.value(r)!));
+    items.push({ kind: 'rect', x: x0, y: y + (ROW_H - BAR_H) / 2, w: end - x0, h: BAR_H, fill: color, title: `${r.transport}: ${valueTexts[i]}` });
+    let right = end;
+    const tv = c.tick?.(r) ?? null;
+    if (tv !== null && tv > 0) {
+      const tx = axis.at(tv);
+      items.push({ kind: 'line', x: tx, y: y + 2, w: 0, h: ROW_H - 4, stroke: color, title: `${r.transport}: p99 ${si(tv, c.unit)}` });
+      items.push({ kind: 'line', x: end, y: y + ROW_H / 2, w: tx - end, h: 0, stroke: color, dash: true });
+      right = Math.max(right, tx);
+    }
+    items.push(textBox(right + 6, y + (ROW_H - 11) / 2, valueTexts[i]!, 11, { fill: '#222' }));
+  });
+  return { items, bottom: gridBottom + 18 };
+}
+
+/** The legend: one swatch per group present, plus the p99 tick; laid out left to right, wrapping inside the canvas. */
+function legend(top: number, groups: Group[]): { items: Array<TextBox | Shape>; bottom: number } {
+  const items: Array<TextBox | Shape> = [];
+  const entries: Array<{ color: string; label: string; tick?: boolean }> = [
+    ...groups.map((g) => ({ color: GROUP_COLOR[g], label: g })),
+    { color: '#444', label: 'p99 (round trips)', tick: true },
+    { color: '#bbbbbb', label: 'invalid: the machine got in the way' },
+  ];
+  let x = PAD, y = top;
+  for (const e of entries) {
+    const w = 18 + e.label.length * CHAR_EM * 11;
+    if (x + w > WIDTH - PAD) {
+      x = PAD;
+      y += 18;
+    }
+    if (e.tick) items.push({ kind: 'line', x: x + 7, y, w: 0, h: 12, stroke: e.color });
+    else items.push({ kind: 'rect', x, y, w: 14, h: 12, fill: e.color });
+    items.push(textBox(x + 18, y, e.label, 11));
+    x += w + 16;
+  }
+  return { items, bottom: y + 24 };
+}
+
+export function layoutSvg(report: Report): Layout {
+  const rows = report.results;
+  const e = report.env;
+  const items: Array<TextBox | Shape> = [];
+  let y = PAD;
+  const head = `ringwire bench · node ${e.node} · ${e.cores} cores · linux ${e.kernel} · ${e.date}`;
+  // Long environment strings are cut, not allowed past the edge.
+  const maxChars = Math.floor((WIDTH - 2 * PAD) / (CHAR_EM * 11));
+  items.push(textBox(PAD, y, head.length > maxChars ? `${head.slice(0, maxChars - 1)}…` : head, 11, { fill: '#444' }));
+  y += 20;
+  const present = GROUPS.filter((g) => rows.some((r) => groupOf(r.transport) === g));
+  const lg = legend(y, present);
+  items.push(...lg.items);
+  y = lg.bottom;
+  const sizes = [...new Set(rows.map((r) => r.size))].sort((a, b) => a - b);
+  const size = sizes.includes(64) ? 64 : sizes[0];
+  const pp = rows.filter((r) => r.pattern === 'pingpong' && r.size === size);
+  const paced = rows.filter((r) => r.pattern === PACED);
+  const rate = paced.length ? [...new Set(paced.map((r) => r.ratePerSec!))].sort((a, b) => Math.abs(a - 10_000) - Math.abs(b - 10_000))[0] : undefined;
+  const charts: Chart[] = [
+    {
+      title: `Round trip, ${size === undefined ? '' : formatSize(size)}: median (bar) and p99 (tick), lower is better`,
+      rows: pp, value: (r) => r.rttP50Us, tick: (r) => r.rttP99Us, unit: 'µs', ratio: (r) => ratioToBaseline(rows, r, 'rttP50Us'),
+    },
+    {
+      title: `CPU per round trip, ${size === undefined ? '' : formatSize(size)}, full speed (both sides), lower is better`,
+      rows: pp, value: (r) => r.cpuUsPerMsg, unit: 'µs', ratio: (r) => ratioToBaseline(rows, r, 'cpuUsPerMsg'),
+    },
+  ];
+  if (rate !== undefined) {
+    const at = paced.filter((r) => r.ratePerSec === rate);
+    charts.push(
+      { title: `Paced ${si(rate, '')} requests/s, ${formatSize(at[0]!.size)}: median round trip, lower is better`, rows: at, value: (r) => r.rttP50Us, tick: (r) => r.rttP99Us, unit: 'µs', ratio: (r) => ratioToBaseline(rows, r, 'rttP50Us') },
+      { title: `Paced ${si(rate, '')} requests/s: CPU per request (both sides), lower is better`, rows: at, value: (r) => r.cpuUsPerMsg, unit: 'µs', ratio: (r) => ratioToBaseline(rows, r, 'cpuUsPerMsg') },
+    );
+  }
+  charts.push({
+    title: `One-way stream, ${size === undefined ? '' : formatSize(size)}, one send per message: messages/s, higher is better`,
+    rows: rows.filter((r) => r.pattern === 'stream' && r.size === size), value: (r) => r.msgsPerSec, unit: '', ratio: (r) => ratioToBaseline(rows, r, 'msgsPerSec'),
+  });
+  for (const c of charts) {
+    const out = chart(y, c, rows);
+    items.push(...out.items);
+    y = out.bottom + 10;
+  }
+  return { width: WIDTH, height: Math.ceil(y), items };
+}
+
+function esc(s: string): string {
+  return s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function draw(it: TextBox | Shape): string {
+  const n = (v: number): string => v.toFixed(1);
+  if (it.kind === 'text') {
+    const x = it.anchor === 'start' ? it.x : it.x + it.w;
+    return `<text x="${n(x)}" y="${n(it.y + it.size * 0.8)}" font-size="${it.size}"${it.anchor === 'end' ? ' text-anchor="end"' : ''}${it.weight ? ' font-weight="bold"' : ''}${it.fill ? ` fill="${it.fill}"` : ''}>${esc(it.text)}</text>`;
+  }
+  const title = it.title ? `<title>${esc(it.title)}</title>` : '';
+  if (it.kind === 'rect') return `<rect x="${n(it.x)}" y="${n(it.y)}" width="${n(it.w)}" height="${n(it.h)}" fill="${it.fill}">${title}</rect>`;
+  return `<line x1="${n(it.x)}" y1="${n(it.y)}" x2="${n(it.x + it.w)}" y2="${n(it.y + it.h)}" stroke="${it.stroke}" stroke-width="${it.h > 0 && it.w === 0 && !it.title ? 1 : 2}"${it.dash ? ' stroke-dasharray="3 3"' : ''}>${title}</line>`;
 }
 
 export function renderSvg(report: Report): string {
-  const names = [...new Set(report.results.map((r) => r.transport))];
-  const color = (t: string): string => PALETTE[names.indexOf(t) % PALETTE.length]!;
-  const ping = report.results.filter((r) => patternKind(r.pattern) === 'pingpong');
-  const stream = report.results.filter((r) => patternKind(r.pattern) === 'stream');
-  const e = report.env;
-  const body = [
-    text(M.left, 24, `ringwire bench — node ${e.node}, ${e.cpu}, ${e.cores} cores, linux ${e.kernel}, ${e.date}`, 'font-size="13" fill="#444"'),
-    ...percentilePanel(30, ping, color),
-    ...bySizePanel(30 + PANEL_H, 'Median round trip by message size (lower is better)', 'p50 µs, log scale', ping, (r) => r.rttP50Us, (v) => si(v, ''), color),
-    ...bySizePanel(30 + 2 * PANEL_H, 'One-way stream throughput by message size (higher is better)', 'bytes/s, log scale', stream, (r) => r.bytesPerSec, (v) => si(v, 'B/s'), color),
-  ];
-  const h = 30 + 3 * PANEL_H + 10;
+  const l = layoutSvg(report);
   return `<?xml version="1.0" encoding="UTF-8"?>
-<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${h}" viewBox="0 0 ${W} ${h}" font-family="sans-serif">
+<svg xmlns="http://www.w3.org/2000/svg" width="${l.width}" height="${l.height}" viewBox="0 0 ${l.width} ${l.height}" font-family="DejaVu Sans Mono, Menlo, Consolas, monospace">
 <rect width="100%" height="100%" fill="#fff"/>
-${body.join('\n')}
+${l.items.map(draw).join('\n')}
 </svg>
 `;
 }

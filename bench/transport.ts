@@ -26,6 +26,12 @@ export interface OpenContext {
  */
 export interface PingPongRun {
   record(startNs: bigint, endNs: bigint): boolean;
+  /**
+   * Paced runs (pattern `paced`): call before taking t0 of every round trip and, when it returns a
+   * promise, await it (or send from its then) before sending: the harness idles in the event loop
+   * until the next tick. Null when the round trip may start now (always, outside paced runs).
+   */
+  wait(): Promise<void> | null;
 }
 
 /**
@@ -52,6 +58,8 @@ export interface Peer {
    * the pattern does not apply at that size. The harness times repeated bursts with Benchmark.js.
    */
   readonly streams?: Readonly<Record<string, (size: number, count: number) => Promise<StreamHandle | null>>>;
+  /** True when pingpong() calls `run.wait()` before each round trip, so the harness can pace it. */
+  readonly paced?: boolean;
   /** Releases everything: children killed, workers terminated, sockets closed. Idempotent. */
   close(): Promise<void>;
 }
@@ -64,6 +72,11 @@ export interface Transport {
   readonly description: string;
   /** Largest message this transport can carry, when smaller than the harness's sizes. */
   readonly maxSize?: number;
+  /**
+   * Both sides poll without sleeping: the figures hold only while no thread of the measurement
+   * waits for a core, so the harness checks run-queue delay and retries or marks the row invalid.
+   */
+  readonly busyPoll?: boolean;
   open(ctx: OpenContext): Promise<Peer>;
 }
 

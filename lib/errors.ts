@@ -31,6 +31,13 @@ const table = {
   ERR_AGENT_CONFIG: { base: Error, retry: false, doc: 'the agent configuration is invalid; the message names the offending path' },
   ERR_NO_INSTANCE: { base: Error, retry: true, doc: 'no registered instance of the service can take a connection' },
   ERR_AGENT_LIMIT: { base: Error, retry: true, doc: 'a per-identity limit of the agent (connections, registrations, connect rate) was reached' },
+  // http (lib/http: HTTP exchanges as ring records)
+  ERR_HTTP_PROTOCOL: { base: Error, retry: false, doc: 'the peer broke the HTTP record mapping (malformed frame or head, records out of order)' },
+  ERR_HTTP_RESET: { base: Error, retry: true, doc: 'the peer aborted the HTTP exchange (the ringwire ECONNRESET); reason and reset code in the message' },
+  ERR_HTTP_HEADERS_TOO_LARGE: { base: RangeError, retry: false, doc: 'an HTTP head is over the header-bytes limit or a field over its length limit (431)' },
+  ERR_HTTP_BODY_LENGTH: { base: Error, retry: false, doc: 'an HTTP body was longer or shorter than its content-length' },
+  // types (issue 16: typed messages in the canonical ABI layout)
+  ERR_MESSAGE_CORRUPT: { base: Error, retry: false, doc: 'a typed message broke its schema: a pointer outside the message, a bad discriminant or char, or bad UTF-8' },
 } as const satisfies Record<string, { base: ErrorConstructor | RangeErrorConstructor | TypeErrorConstructor; retry: boolean; doc: string }>;
 
 export type ErrorCode = keyof typeof table;

@@ -162,7 +162,9 @@ test('a --quick run of one peer writes the contract JSON, an SVG, and table rati
     for (const row of report.results) {
       for (const k of CONTRACT_ROW) assert.ok(k in row, `${row.transport} ${row.pattern} lacks ${k}`);
       assert.is(row.size, 64);
-      if (row.pattern === 'pingpong') {
+      assert.ok('cpuUsPerMsg' in row, `${row.transport} ${row.pattern} lacks cpuUsPerMsg`);
+      if (row.pattern === 'paced') assert.is(row.ratePerSec, 10_000, 'quick runs pace at 10 k/s');
+      if (row.pattern === 'pingpong' || row.pattern === 'paced') {
         assert.ok(row.rttP50Us > 0 && row.rttP50Us <= row.rttP99Us && row.rttP99Us <= row.rttP999Us, JSON.stringify(row));
         assert.is(row.msgsPerSec, null);
       } else {

@@ -45,8 +45,11 @@ function floorPeer(words: Int32Array, close: () => Promise<void>): Peer {
     };
   };
   return {
+    paced: true,
     pingpong: async (_size, run) => {
       for (;;) {
+        const w = run.wait();
+        if (w) await w;
         seq = (seq + 1) | 0;
         const t0 = process.hrtime.bigint();
         Atomics.store(words, FLOOR_PING, seq);
@@ -65,6 +68,7 @@ export const atomicsFloor: Transport = {
   distance: 'thread',
   description: 'the floor: Atomics between the main thread and a busy-polling worker, no ring (one int32 each way; fixed 64 B slots for streams)',
   maxSize: FLOOR_SLOT,
+  busyPoll: true,
   async open(ctx) {
     const words = new Int32Array(new SharedArrayBuffer(FLOOR_BYTES));
     const worker = await startWorker(new URL('./atomics-floor-peer.js', import.meta.url), { words, peerCore: ctx.peerCore }, 'floor');

@@ -30,8 +30,11 @@ export const eventfdFloor: Transport = {
       throw err;
     }
     return {
+      paced: true,
       pingpong: async (_size, run) => {
         for (;;) {
+          const w = run.wait();
+          if (w) await w;
           const t0 = process.hrtime.bigint();
           toPeer.signal();
           while (!fromPeer.waitSync(PARK_MS));

@@ -69,11 +69,18 @@ function pingpong(sock: Socket, size: number, run: PingPongRun): Promise<void> {
       if (received > size) return reject(new Error(`bench: echo returned ${received} bytes for ${size}`));
       received = 0;
       if (!run.record(t0, t1)) return resolve();
+      next();
+    });
+    const send = (): void => {
       t0 = process.hrtime.bigint();
       sock.write(msg);
-    });
-    t0 = process.hrtime.bigint();
-    sock.write(msg);
+    };
+    const next = (): void => {
+      const w = run.wait();
+      if (w) void w.then(send);
+      else send();
+    };
+    next();
   });
 }
 
@@ -140,6 +147,7 @@ export async function openNetPeer(kind: NetKind, ctx: OpenContext): Promise<Peer
   };
   let closed: Promise<void> | undefined;
   return {
+    paced: true,
     async pingpong(size, run) {
       const sock = track(await open(kind, address, Buffer.from([MODE_ECHO])));
       try {

@@ -51,14 +51,21 @@ function pingpong(ep: Endpoint, worker: Worker, size: number, run: PingPongRun):
       const t1 = process.hrtime.bigint();
       if (!(m instanceof Uint8Array) || m.length !== size) return finish(new Error('bench: echo returned something else'));
       if (!run.record(t0, t1)) return finish();
+      next();
+    };
+    const send = (): void => {
       t0 = process.hrtime.bigint();
       ep.postMessage(msg);
+    };
+    const next = (): void => {
+      const w = run.wait();
+      if (w) void w.then(send);
+      else send();
     };
     const onExit = (code: number): void => finish(new Error(`bench: port peer exited with ${code}`));
     ep.on('message', onMessage);
     worker.once('exit', onExit);
-    t0 = process.hrtime.bigint();
-    ep.postMessage(msg);
+    next();
   });
 }
 
@@ -94,6 +101,7 @@ export async function openPortPeer(channel: boolean, ctx: OpenContext): Promise<
   }
   let closed: Promise<void> | undefined;
   return {
+    paced: true,
     async pingpong(size, run) {
       await control(ep, worker, { mode: 'echo' });
       await pingpong(ep, worker, size, run);

@@ -12,6 +12,8 @@ export const MSG_SINK = 2;
 export const MSG_MARK = 3;
 export const MSG_ACK = 4;
 export const MSG_EXIT = 5;
+/** A sink record whose every cache line the consumer reads (large messages: the bytes must arrive). */
+export const MSG_SINK_TOUCH = 6;
 
 /**
  * Polls a producer makes on a full ring before it parks. The ring transports measure busy-polling
@@ -37,7 +39,12 @@ export function serveRing(inbound: RingConsumer, outbound: RingProducer, park: (
     outbound.data.set(data.subarray(off, off + len), dst);
   };
   let running = true;
+  let sink = 0;
   const onRecord = (data: Uint8Array, off: number, len: number, type: number): void => {
+    if (type === MSG_SINK_TOUCH) {
+      for (let i = off; i < off + len; i += 64) sink ^= data[i]!;
+      return;
+    }
     if (type === MSG_ECHO) send(data, off, len, MSG_ECHO);
     else if (type === MSG_MARK) send(data, off, 0, MSG_ACK);
     else if (type === MSG_EXIT) running = false;
@@ -46,6 +53,7 @@ export function serveRing(inbound: RingConsumer, outbound: RingProducer, park: (
     if (inbound.drain(onRecord, 1024) > 0) outbound.commit();
     else park();
   }
+  if (sink === 0x1234_5678) console.log('');
 }
 
 function spinFor(c: RingConsumer, type: number, t0: bigint): number {
@@ -68,9 +76,12 @@ function sendSpin(p: RingProducer, msg: Uint8Array, type: number): void {
 export function ringPeer(out: RingProducer, inbound: RingConsumer, close: () => Promise<void>): Peer {
   let closed: Promise<void> | undefined;
   return {
+    paced: true,
     async pingpong(size: number, run: PingPongRun) {
       const msg = new Uint8Array(size).fill(0xa5);
       for (;;) {
+        const w = run.wait();
+        if (w) await w;
         const t0 = process.hrtime.bigint();
         sendSpin(out, msg, MSG_ECHO);
         const len = spinFor(inbound, MSG_ECHO, t0);

@@ -1,6 +1,6 @@
 /**
  * The far side of the `ringwire-channel*` and `http2-*` transports, in its own process.
- * argv: <mode busy|doorbell> <channel address> <http2-over-ringwire address> <http2 UNIX socket path>
+ * argv: <mode busy|doorbell|adaptive> <channel address> <http2-over-ringwire address> <http2 UNIX socket path>
  *   - channel address: requests are echoed; a channel named 'sink' counts messages and answers a
  *     request with the count (the end of a stream burst).
  *   - http2 addresses: one node:http2 server, fed by ringwire channels (via the Duplex) and by a
@@ -10,9 +10,9 @@
 import http2 from 'node:http2';
 import { createDuplex, listen } from '../../lib/index.js';
 
-const [mode, channelAddress, h2Address, h2Path] = process.argv.slice(2) as ['busy' | 'doorbell', string, string, string];
+const [mode, channelAddress, h2Address, h2Path] = process.argv.slice(2) as ['busy' | 'doorbell' | 'adaptive', string, string, string];
 
-await listen(channelAddress, { poll: mode, maxRingBytes: 1 << 22 }, (ch) => {
+await listen(channelAddress, { ...(mode === 'adaptive' ? {} : { poll: mode }), maxRingBytes: 1 << 22 }, (ch) => {
   if (ch.peer.name === 'sink') {
     let count = 0;
     ch.on('message', () => { count++; });

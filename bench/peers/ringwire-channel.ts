@@ -22,6 +22,8 @@ export const RING_BYTES = 1 << 22;
 const SETUP_MS = 10_000;
 const H2_IN_FLIGHT = 64;
 
+type Mode = 'busy' | 'doorbell' | 'adaptive';
+
 interface Child {
   child: ChildProcess;
   channel: string;
@@ -30,7 +32,7 @@ interface Child {
   close(): Promise<void>;
 }
 
-async function startChild(mode: 'busy' | 'doorbell', ctx: OpenContext): Promise<Child> {
+async function startChild(mode: Mode, ctx: OpenContext): Promise<Child> {
   const channel = join(ctx.tempDir, 'ringwire-channel.sock');
   const h2 = join(ctx.tempDir, 'ringwire-h2.sock');
   const h2Path = join(ctx.tempDir, 'uds-h2.sock');
@@ -55,6 +57,8 @@ async function startChild(mode: 'busy' | 'doorbell', ctx: OpenContext): Promise<
 export async function channelPingPong(ch: Channel, size: number, run: PingPongRun): Promise<void> {
   const msg = Buffer.alloc(size, 0xa5);
   for (;;) {
+    const w = run.wait();
+    if (w) await w;
     const t0 = process.hrtime.bigint();
     const reply = await ch.request(msg);
     const t1 = process.hrtime.bigint();
@@ -63,9 +67,10 @@ export async function channelPingPong(ch: Channel, size: number, run: PingPongRu
   }
 }
 
-async function openChannelPeer(mode: 'busy' | 'doorbell', ctx: OpenContext, responseSpinUs = 0): Promise<Peer> {
+async function openChannelPeer(mode: Mode, ctx: OpenContext, responseSpinUs?: number): Promise<Peer> {
   const c = await startChild(mode, ctx);
-  const opts = { poll: mode, sendRingBytes: RING_BYTES, receiveRingBytes: RING_BYTES, responseSpinUs };
+  // 'adaptive' is the default: the row measures what a caller who sets nothing gets.
+  const opts = { ...(mode === 'adaptive' ? {} : { poll: mode }), sendRingBytes: RING_BYTES, receiveRingBytes: RING_BYTES, ...(responseSpinUs === undefined ? {} : { responseSpinUs }) };
   let ch: Channel | undefined;
   let sink: Channel | undefined;
   try {
@@ -81,6 +86,7 @@ async function openChannelPeer(mode: 'busy' | 'doorbell', ctx: OpenContext, resp
 /** A Peer over two open channels to an echo handler and a counting sink (also used by ringwire-agent). */
 export function channelPeer(pp: Channel, sk: Channel, closeMore: () => Promise<void>): Peer {
   return {
+    paced: true,
     pingpong: (size, run) => channelPingPong(pp, size, run),
     streams: {
       stream: async (size, count): Promise<StreamHandle> => {
@@ -131,9 +137,12 @@ async function openHttp2Peer(over: 'ringwire' | 'uds', ctx: OpenContext): Promis
     throw err;
   }
   return {
+    paced: true,
     pingpong: async (size, run) => {
       const body = Buffer.alloc(size, 0xa5);
       for (;;) {
+        const w = run.wait();
+        if (w) await w;
         const t0 = process.hrtime.bigint();
         const n = await h2Request(session, body);
         const t1 = process.hrtime.bigint();
@@ -172,6 +181,7 @@ export const ringwireChannel: Transport = {
   distance: 'process',
   description: 'connect()/listen() channel to a child process, request() per round trip, both sides busy-polling',
   maxSize: maxMessageSize(RING_BYTES),
+  busyPoll: true,
   open: (ctx) => openChannelPeer('busy', ctx),
 };
 
@@ -181,6 +191,14 @@ export const ringwireChannelDoorbell: Transport = {
   description: 'the same channel, both sides sleeping on their eventfd doorbell when idle',
   maxSize: maxMessageSize(RING_BYTES),
   open: (ctx) => openChannelPeer('doorbell', ctx),
+};
+
+export const ringwireChannelAdaptive: Transport = {
+  name: 'ringwire-channel-adaptive',
+  distance: 'process',
+  description: 'the same channel with default options (poll: adaptive): polls while traffic is dense, sleeps on the eventfd when it thins',
+  maxSize: maxMessageSize(RING_BYTES),
+  open: (ctx) => openChannelPeer('adaptive', ctx),
 };
 
 export const ringwireChannelHybrid: Transport = {

@@ -98,5 +98,6 @@ export const ringwireProcess: Transport = {
   distance: 'process',
   description: 'SPSC rings in sealed memfds between this process and a child, busy-polling (eventfds set up but rarely rung)',
   maxSize: maxMessageSize(RING_BYTES),
+  busyPoll: true,
   open: (ctx) => openProcessRingPeer('busy', ctx),
 };

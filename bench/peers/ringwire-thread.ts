@@ -17,6 +17,7 @@ export const ringwireThread: Transport = {
   distance: 'thread',
   description: 'SPSC rings in SharedArrayBuffers between the main thread and a worker, busy-polling',
   maxSize: maxMessageSize(RING_BYTES),
+  busyPoll: true,
   async open(ctx) {
     const ping = createThreadRing(RING_BYTES);
     const pong = createThreadRing(RING_BYTES);

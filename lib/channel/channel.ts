@@ -4,8 +4,9 @@
  * responses, a correlation id in bits 4-30 (records.ts).
  *
  * Concurrency contract: a Channel belongs to the thread that created it. Receiving runs on the
- * event loop: the pump drains the inbound ring, then parks on the doorbell (poll: 'doorbell') or
- * polls between event-loop turns (poll: 'busy', for latency at the price of a core).
+ * event loop: the pump drains the inbound ring, then parks on the doorbell (poll: 'doorbell'),
+ * polls between event-loop turns (poll: 'busy', for latency at the price of a core), or, by
+ * default (poll: 'adaptive'), polls for as long as the gaps it has seen say pays, then parks.
  *
  * Lifecycle: open -> ending (end() sent, peer may still send) -> closed. The channel closes when
  * both sides have ended and nothing is in flight, when destroy() is called, or when the peer goes
@@ -20,6 +21,7 @@
 import { EventEmitter } from 'node:events';
 import { ringwireError, type RingwireError } from '../errors.js';
 import type { ConsumerStats, ProducerStats } from '../ring/ring-types.js';
+import type { AdaptiveSpin } from '../ring/adaptive-spin.js';
 import { Inbox } from './inbox.js';
 import type { Link, PeerIdentity } from './link.js';
 import { Outbound } from './outbound.js';
@@ -38,6 +40,15 @@ export interface ChannelStats {
   sent: ProducerStats;
   received: ConsumerStats;
   requests: { sent: number; answered: number; timedOut: number; aborted: number; served: number };
+  /**
+   * poll 'adaptive' over an eventfd: what it has learned. `idle`: gaps between going idle and the
+   * next record; `responses`: times from a lone request to its answer. budgetUs is how long it
+   * polls now (0: it parks at once).
+   */
+  adaptive?: {
+    idle: AdaptiveSpin['state'];
+    responses: AdaptiveSpin['state'];
+  };
 }
 
 /** Serves one request: return (or resolve) the response bytes; a throw is sent back as the request's rejection. */
@@ -78,7 +89,8 @@ export class Channel extends EventEmitter {
   constructor(link: Link, opts: ChannelOptions = {}) {
     super();
     if (typeof opts !== 'object' || opts === null) throw ringwireError('ERR_INVALID_ARG', 'channel options must be an object');
-    if (opts.poll !== undefined && opts.poll !== 'doorbell' && opts.poll !== 'busy') throw ringwireError('ERR_INVALID_ARG', `poll must be 'doorbell' or 'busy', got ${String(opts.poll)}`);
+    if (opts.poll !== undefined && opts.poll !== 'adaptive' && opts.poll !== 'doorbell' && opts.poll !== 'busy') throw ringwireError('ERR_INVALID_ARG', `poll must be 'adaptive', 'doorbell' or 'busy', got ${String(opts.poll)}`);
+    if (opts.maxLargeMessageBytes !== undefined && !(Number.isSafeInteger(opts.maxLargeMessageBytes) && opts.maxLargeMessageBytes >= 0 && opts.maxLargeMessageBytes <= 0xffffffff)) throw ringwireError('ERR_OUT_OF_RANGE', `maxLargeMessageBytes must be an integer 0..2^32-1, got ${opts.maxLargeMessageBytes}`);
     if (opts.spin !== undefined && (!Number.isInteger(opts.spin) || opts.spin < 0)) throw ringwireError('ERR_OUT_OF_RANGE', `spin must be a non-negative integer, got ${opts.spin}`);
     this.#link = link;
     this.peer = link.peer;
@@ -108,7 +120,7 @@ export class Channel extends EventEmitter {
       failRequest: (id, err) => this.#requests.fail(id, err),
       throttle,
     });
-    this.#reader = new Reader(link, state, this.#requests, this.#pumpAbort.signal, { busy, spin, responseSpinMs }, {
+    this.#reader = new Reader(link, state, this.#requests, this.#pumpAbort.signal, { busy, adaptive: (opts.poll ?? 'adaptive') === 'adaptive', spin, responseSpinMs, ...(opts.maxLargeMessageBytes === undefined ? {} : { maxLargeMessageBytes: opts.maxLargeMessageBytes }) }, {
       message: (view) => this.#inbox.deliver(view),
       request: (id, request) => this.#serving.serve(id, request),
       peerEnd: () => this.#onPeerEnd(),
@@ -155,6 +167,15 @@ export class Channel extends EventEmitter {
   /** Sends one message, waiting for space while the ring is full (back-pressure). Order is preserved. */
   send(data: Uint8Array, opts: SendOptions = {}): Promise<void> {
     return this.#outbound.send(data, opts);
+  }
+
+  /**
+   * Sends a message of any size: one record when it fits the ring (as send()), else in pieces that
+   * the peer's channel puts back together (one copy on each side: into the ring, out of it into
+   * the whole message). The peer accepts up to its maxLargeMessageBytes (default 64 MiB).
+   */
+  sendLarge(data: Uint8Array, opts: SendOptions = {}): Promise<void> {
+    return this.#outbound.sendLarge(data, opts);
   }
 
   /**
@@ -344,6 +365,7 @@ export class Channel extends EventEmitter {
       sent: this.#link.producer.stats(),
       received: this.#link.consumer.stats(),
       requests: { ...r, served: this.#serving.served },
+      ...(this.#reader.adaptiveState ? { adaptive: this.#reader.adaptiveState } : {}),
     };
   }
 

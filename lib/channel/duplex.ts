@@ -10,8 +10,10 @@
  * a full read buffer pauses the channel). setNoDelay/setKeepAlive/ref/unref are accepted no-ops (a
  * ring has no Nagle or keep-alive probes); setTimeout is a real idle timer.
  */
+import type { Agent } from 'node:http';
 import { Duplex } from 'node:stream';
 import type { Channel } from './channel.js';
+import { connect, type ConnectOptions } from './connect.js';
 
 export interface DuplexOptions {
   /** As net.Socket: keep the writable side open after the peer ended. Default false. */
@@ -36,8 +38,11 @@ export class ChannelDuplex extends Duplex {
       if (!this.push(Buffer.from(data))) channel.pause();
     });
     channel.on('end', () => this.push(null));
+    // A peer that went away (destroy() without end(), or a process that died) is what a socket
+    // sees as FIN: 'end', then 'close' once this side ends too, and no 'error'. Only a broken
+    // ring or a local failure is an error.
     channel.on('close', (err) => {
-      if (err) this.destroy(err);
+      if (err && err.code !== 'ERR_PEER_GONE') this.destroy(err);
       else if (!this.readableEnded) this.push(null);
     });
   }
@@ -174,4 +179,19 @@ export class ChannelDuplex extends Duplex {
 
 export function createDuplex(channel: Channel, opts?: DuplexOptions): ChannelDuplex {
   return new ChannelDuplex(channel, opts);
+}
+
+/**
+ * An http.Agent's `createConnection` that opens a ringwire channel per socket the agent wants:
+ * `agent.createConnection = agentConnection(address)`. Typed as Node's own, so it compiles under
+ * `--strict` (the Duplex arrives through the callback; nothing is returned synchronously).
+ */
+export function agentConnection(address: string, opts: ConnectOptions & DuplexOptions = {}): Agent['createConnection'] {
+  return (_options, callback) => {
+    connect(address, opts).then(
+      (channel) => callback?.(null, createDuplex(channel, opts)),
+      (err: Error) => callback?.(err, undefined as unknown as Duplex),
+    );
+    return undefined;
+  };
 }

@@ -6,5 +6,5 @@ export type { PeerIdentity } from './link.js';
 export type { PeerInfo, AllowPolicy } from './handshake-server.js';
 export { ChannelServer, createServer, listen, type ServerOptions, type Refusal } from './server.js';
 export { connect, type ConnectOptions } from './connect.js';
-export { ChannelDuplex, createDuplex, type DuplexOptions } from './duplex.js';
+export { ChannelDuplex, createDuplex, agentConnection, type DuplexOptions } from './duplex.js';
 export { PROTOCOL_VERSION, DisconnectCode } from './protocol.js';

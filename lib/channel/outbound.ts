@@ -122,6 +122,34 @@ export class Outbound {
     return this.#queue.push(Kind.Data, 0, data, opts);
   }
 
+  /**
+   * A message of any size: one record when it fits, else a LargeStart record with the total length
+   * and LargePart records of at most a quarter of the ring each (so several are in flight), written
+   * in order from views of `data` (one copy, into the ring). Resolves once the last piece is in the ring.
+   */
+  async sendLarge(data: Uint8Array, opts: SendOptions): Promise<void> {
+    if (!(data instanceof Uint8Array)) throw ringwireError('ERR_INVALID_ARG', 'message must be a Uint8Array');
+    if (data.length <= this.maxMessageSize) return this.send(data, opts);
+    if (data.length > 0xffffffff) throw ringwireError('ERR_RING_TOO_LARGE', `message of ${data.length} bytes exceeds sendLarge's maximum of 4 GiB - 1`);
+    this.checkWritable(Kind.Data);
+    const piece = Math.max(8, Math.floor(this.maxMessageSize / 4) & ~7);
+    const head = new Uint8Array(4);
+    new DataView(head.buffer).setUint32(0, data.length, true);
+    const writes = [this.#write(Kind.LargeStart, head, opts)];
+    for (let off = 0; off < data.length; off += piece) writes.push(this.#write(Kind.LargePart, data.subarray(off, Math.min(data.length, off + piece)), opts));
+    await Promise.all(writes);
+  }
+
+  /** One record of `kind` (id 0) now if it fits and nothing is queued, else queued behind the rest. */
+  #write(kind: number, data: Uint8Array, opts: SendOptions): Promise<void> {
+    try {
+      if (this.tryWrite(kind, 0, data)) return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#queue.push(kind, 0, data, opts);
+  }
+
   claim(length: number): Uint8Array | null {
     this.checkWritable(Kind.Data);
     if (this.#queue.length > 0) return null;

@@ -1,13 +1,16 @@
 /**
  * The receiving side of a channel: drains the inbound ring and dispatches each record. How it
- * waits for more: poll 'doorbell' over an eventfd runs #onWake on each ring; otherwise #pump parks
- * on the ring's own wait (doorbell) or polls between event-loop turns (busy). After this side
- * sends a request, #pollForResponse (busy) or #spinForResponse (doorbell with responseSpinUs)
- * look for the answer before sleeping. Reading halts while paused by the user or throttled by the
- * channel (answers or held requests piling up).
+ * waits for more: poll 'doorbell' or 'adaptive' over an eventfd runs #onWake on each ring;
+ * otherwise #pump parks on the ring's own wait (doorbell) or polls between event-loop turns (busy).
+ * After this side sends a request, #pollForResponse (busy) or #spinForResponse (doorbell with
+ * responseSpinUs, adaptive) look for the answer before sleeping. 'adaptive' also polls for the
+ * next record after a drain, in a later turn of the event loop, for as long as the gaps it has
+ * seen say pays (lib/ring/adaptive-spin.ts), and then arms the doorbell. Reading halts while paused
+ * by the user or throttled by the channel (answers or held requests piling up).
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { ringwireError, type RingwireError } from '../errors.js';
+import { AdaptiveSpin } from '../ring/adaptive-spin.js';
 import type { Link } from './link.js';
 import { Kind, kindOf, idOf } from './records.js';
 import type { Requests } from './requests.js';
@@ -18,10 +21,18 @@ const DRAIN_BUDGET = 256;
 
 export interface ReaderOptions {
   busy: boolean;
+  /**
+   * Learn from the gaps seen whether to poll before sleeping: after a drain (for the next record)
+   * and after a request (for its answer, up to `responseSpinMs` or 50 µs). Needs an eventfd wake
+   * source; without one the reader waits as in doorbell mode.
+   */
+  adaptive?: boolean;
   /** Polls of the ring: after a drain before re-arming the doorbell, or per event-loop turn when busy. */
   spin: number;
   /** Doorbell mode: how long to poll for a request's answer before sleeping (0: not at all). */
   responseSpinMs: number;
+  /** Largest message the peer may send in pieces (sendLarge); default 64 MiB. */
+  maxLargeMessageBytes?: number;
 }
 
 /** Where received records go; responses settle the channel's Requests directly. */
@@ -49,6 +60,22 @@ export class Reader {
   /** Reading stopped by the channel itself (responses pile up), independent of pause(). */
   #throttled = false;
   #resume: (() => void) | undefined;
+  /** Adaptive mode: gaps between going idle and the next record, and between a request and its answer. */
+  #idle: AdaptiveSpin | undefined;
+  #responses: AdaptiveSpin | undefined;
+  /** performance.now() when the reader last went idle (armed or started polling); 0 while busy. */
+  #idleSince = 0;
+  #spinScheduled = false;
+  #spinUntil = 0;
+  /** The one request whose answer time is being learned (-1: none), and when it was written. */
+  #watchId = -1;
+  #watchSince = 0;
+  /** Nesting depth of #drain: a record's view must not be released under a listener that is still reading it. */
+  #draining = 0;
+  /** A message arriving in pieces (sendLarge): its buffer, filled up to `#largeFilled`. */
+  #large: Buffer | undefined;
+  #largeFilled = 0;
+  #maxLarge: number;
 
   constructor(link: Link, state: Readonly<ChannelState>, requests: Requests, abort: AbortSignal, opts: ReaderOptions, hooks: ReaderHooks) {
     this.#link = link;
@@ -59,6 +86,16 @@ export class Reader {
     this.#spin = opts.spin;
     this.#responseSpinMs = opts.responseSpinMs;
     this.#hooks = hooks;
+    this.#maxLarge = opts.maxLargeMessageBytes ?? 64 << 20;
+    if (opts.adaptive && link.wake && !opts.busy) {
+      this.#idle = new AdaptiveSpin();
+      this.#responses = new AdaptiveSpin(opts.responseSpinMs > 0 ? { maxUs: opts.responseSpinMs * 1000 } : {});
+    }
+  }
+
+  /** Adaptive mode: what the two learners currently believe (for stats and tests). */
+  get adaptiveState(): { idle: AdaptiveSpin['state']; responses: AdaptiveSpin['state'] } | undefined {
+    return this.#idle && this.#responses ? { idle: this.#idle.state, responses: this.#responses.state } : undefined;
   }
 
   get paused(): boolean {
@@ -110,29 +147,101 @@ export class Reader {
   /** A request was just written: look for its answer before sleeping, where the mode asks for that. */
   lookForResponse(id: number): void {
     if (this.#busy) this.#pollForResponse(id);
-    else if (this.#responseSpinMs > 0 && this.#link.wake) this.#spinForResponse(id);
+    else if (this.#responses) this.#adaptiveResponse(id);
+    else if (this.#responseSpinMs > 0 && this.#link.wake) this.#spinForResponse(id, this.#responseSpinMs);
   }
 
-  /** Doorbell mode over an eventfd: runs on each ring, drains, then re-arms the waiting flag. */
-  #onWake(): void {
+  /**
+   * Adaptive mode: learn how long answers take, and poll for this one when that pays. Only a lone
+   * request polls (a caller pipelining many must not be held inside each request() call), and
+   * never from inside a drain (a listener's view of its record must stay unreleased).
+   */
+  #adaptiveResponse(id: number): void {
+    if (this.#requests.size !== 1 || this.#draining > 0) return;
+    this.#watchId = id;
+    this.#watchSince = performance.now();
+    const budgetUs = this.#responses!.budgetUs();
+    if (budgetUs > 0) {
+      this.#spinForResponse(id, budgetUs / 1000);
+      this.#responses!.spun(!this.#requests.pending(id));
+    }
+  }
+
+  /** Adaptive mode: the idle gap that just ended, for the learner. */
+  #arrived(): void {
+    if (this.#idle && this.#idleSince > 0) {
+      this.#idle.observe((performance.now() - this.#idleSince) * 1000);
+      this.#idleSince = 0;
+    }
+  }
+
+  /**
+   * Over an eventfd: runs on each ring (fromBell) or when a poll found records; drains, then
+   * re-arms the waiting flag, or (adaptive, while gaps are short) leaves it down and polls a while
+   * in the next turn of the event loop first, after the callbacks this drain resolved have run.
+   */
+  #onWake(fromBell = true): void {
     const wake = this.#link.wake!;
     const c = this.#link.consumer;
     try {
-      wake.clear();
+      if (fromBell) wake.clear();
+      this.#arrived();
       for (;;) {
         wake.setWaiting(false);
         this.#drain();
         if (this.#state.closed || this.#halted()) return;
-        for (let i = 0; i < this.#spin; i++) if (c.available()) break;
+        if (this.#idle) {
+          this.#idleSince = performance.now();
+          const budgetUs = this.#idle.budgetUs();
+          if (budgetUs > 0) {
+            // The flag stays down: #spinPhase runs, and raises it before it gives up.
+            this.#scheduleSpin(this.#idleSince + budgetUs / 1000);
+            return;
+          }
+        } else {
+          for (let i = 0; i < this.#spin; i++) if (c.available()) break;
+        }
         // Publish the flag, then look once more: a commit that raced with us either shows up in
         // this re-check or sees the flag and rings (the same pairing as lib/ring/wait.ts).
         wake.setWaiting(true);
         if (!c.available()) return;
+        this.#arrived();
       }
     } catch (err) {
       if (!this.#state.closed) this.#hooks.destroy(err as RingwireError);
     }
   }
+
+  #scheduleSpin(until: number): void {
+    this.#spinUntil = until;
+    if (this.#spinScheduled) return;
+    this.#spinScheduled = true;
+    setImmediate(this.#spinPhase);
+  }
+
+  /**
+   * Adaptive mode, one event-loop turn after a drain, with the waiting flag down (the peer does not
+   * ring): polls until a record shows up or the learned budget is spent, then raises the flag and
+   * looks once more. Every path out either drains or leaves the flag up, so nothing is missed.
+   */
+  #spinPhase = (): void => {
+    this.#spinScheduled = false;
+    if (this.#state.closed || this.#halted()) return; // restart() runs #onWake when reading resumes
+    const wake = this.#link.wake!;
+    const c = this.#link.consumer;
+    try {
+      let found = c.available();
+      while (!found && performance.now() < this.#spinUntil) {
+        for (let i = 0; i < 64 && !found; i++) found = c.available();
+      }
+      this.#idle!.spun(found);
+      if (found) return this.#onWake(false);
+      wake.setWaiting(true);
+      if (c.available()) this.#onWake(false);
+    } catch (err) {
+      if (!this.#state.closed) this.#hooks.destroy(err as RingwireError);
+    }
+  };
 
   async #pump(): Promise<void> {
     const c = this.#link.consumer;
@@ -173,13 +282,14 @@ export class Reader {
   }
 
   /**
-   * Doorbell mode with responseSpinUs: poll for this request's answer for a bounded time with the
-   * waiting flag withdrawn (so the peer need not ring us), then re-arm the doorbell as #onWake does.
+   * Doorbell mode with responseSpinUs, and adaptive mode: poll for this request's answer for a
+   * bounded time with the waiting flag withdrawn (so the peer need not ring us), then re-arm the
+   * doorbell as #onWake does.
    */
-  #spinForResponse(id: number): void {
+  #spinForResponse(id: number, ms: number): void {
     const wake = this.#link.wake!;
     const c = this.#link.consumer;
-    const deadline = performance.now() + this.#responseSpinMs;
+    const deadline = performance.now() + ms;
     wake.setWaiting(false);
     try {
       while (this.#requests.pending(id) && !this.#state.closed && !this.#halted()) {
@@ -198,6 +308,7 @@ export class Reader {
   #drain(): void {
     const c = this.#link.consumer;
     let n = 0;
+    this.#draining++;
     try {
       while (n < DRAIN_BUDGET && !this.#halted() && !this.#state.closed && c.read() >= 0) {
         n++;
@@ -206,9 +317,18 @@ export class Reader {
     } catch (err) {
       this.#hooks.destroy(err as RingwireError);
       return;
+    } finally {
+      this.#draining--;
     }
     if (!this.#state.closed) c.release();
     this.#hooks.drained();
+  }
+
+  /** The last piece arrived: the whole message is delivered like any other (it is ours, not the ring's). */
+  #finishLarge(): void {
+    const whole = this.#large!;
+    this.#large = undefined;
+    this.#hooks.message(whole);
   }
 
   #dispatch(data: Uint8Array, offset: number, length: number, type: number): void {
@@ -221,14 +341,37 @@ export class Reader {
         this.#hooks.request(idOf(type), Buffer.from(data.subarray(offset, offset + length)));
         return;
       case Kind.Response:
+        if (idOf(type) === this.#watchId) {
+          this.#responses?.observe((performance.now() - this.#watchSince) * 1000);
+          this.#watchId = -1;
+        }
         this.#requests.answer(idOf(type), Buffer.from(data.subarray(offset, offset + length)));
         return;
       case Kind.ErrorResponse:
         this.#requests.fail(idOf(type), ringwireError('ERR_REMOTE', `the peer's handler failed: ${Buffer.from(data.subarray(offset, offset + length)).toString()}`));
         return;
       case Kind.End:
+        this.#large = undefined;
         this.#hooks.peerEnd();
         return;
+      case Kind.LargeStart: {
+        if (length !== 4) throw ringwireError('ERR_HANDSHAKE', `the peer announced a large message with a ${length}-byte header`);
+        const total = new DataView(data.buffer, data.byteOffset + offset, 4).getUint32(0, true);
+        if (total > this.#maxLarge) throw ringwireError('ERR_RING_TOO_LARGE', `the peer announced a ${total}-byte message; this channel takes at most ${this.#maxLarge} (maxLargeMessageBytes)`);
+        // A start while another message is incomplete: that one was abandoned (its sender gave up).
+        this.#large = Buffer.allocUnsafe(total);
+        this.#largeFilled = 0;
+        if (total === 0) this.#finishLarge();
+        return;
+      }
+      case Kind.LargePart: {
+        const into = this.#large;
+        if (!into || this.#largeFilled + length > into.length) throw ringwireError('ERR_HANDSHAKE', 'the peer sent a piece of a large message it never announced, or past its end');
+        into.set(data.subarray(offset, offset + length), this.#largeFilled);
+        this.#largeFilled += length;
+        if (this.#largeFilled === into.length) this.#finishLarge();
+        return;
+      }
       default:
         throw ringwireError('ERR_HANDSHAKE', `the peer sent a record of unknown kind ${kind}`);
     }

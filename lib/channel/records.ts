@@ -8,6 +8,10 @@ export const Kind = {
   Response: 3,
   ErrorResponse: 4,
   End: 5,
+  /** A message larger than one record follows: the payload is its total length (u32 LE). */
+  LargeStart: 6,
+  /** The next piece of that message, in order, until the total is reached. */
+  LargePart: 7,
 } as const;
 
 const KIND_BITS = 4;

@@ -52,7 +52,9 @@ export function mapPeerBlock(fd: number, writable: boolean, what: string): Regio
   } catch (err) {
     native().close(fd);
     if (isRingwireError(err, 'ERR_INVALID_ARG')) {
-      throw ringwireError('ERR_HANDSHAKE', `${what}: the peer's region is not sealed against shrinking, so it could pull the memory out from under us`, { cause: err });
+      // Region names the seals that are missing: shrink (a truncate would SIGBUS us) or seal (the
+      // set we checked would not be final). Both are required (docs/layout.md).
+      throw ringwireError('ERR_HANDSHAKE', `${what}: the peer's region lacks required seals (F_SEAL_SHRINK and F_SEAL_SEAL): ${(err as Error).message}`, { cause: err });
     }
     if (isRingwireError(err, 'ERR_NATIVE') && err.syscall === 'fcntl(F_GET_SEALS)') {
       throw ringwireError('ERR_HANDSHAKE', `${what}: the peer's fd cannot be sealed (not a memfd?)`, { cause: err });

@@ -54,11 +54,6 @@ export interface NativeAddon {
   /** out = [pid, uid, gid] */
   peerCred(fd: number, out: Int32Array): number;
   msgFlags: { MSG_TRUNC: number; MSG_CTRUNC: number };
-  /** out = [fd0, fd1]: a connected SOCK_SEQPACKET pair, non-blocking and close-on-exec. */
-  socketpair(out: Int32Array): number;
-  /** A pidfd for the socket's peer as of connect time (SO_PEERPIDFD); -ENOPROTOOPT before Linux 6.5. */
-  peerPidfd(fd: number): number;
-  pidfdOpen(pid: number): number;
   /** How mmap'ed regions become SharedArrayBuffers here (docs/native.md), chosen when the addon loaded. */
   sharedBuffer: SharedBufferInfo;
   /** out = [fd0, fd1]: a connected SOCK_SEQPACKET pair, non-blocking and close-on-exec. */

@@ -3,8 +3,10 @@
 // bad configs at start and on reload, `ringwire agent status`, access-log lines.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
 import { promisify } from 'node:util';
 import { addonAvailable } from '../lib/native/native.js';
 import { isRingwireError, type RingwireError } from '../lib/errors.js';
@@ -140,11 +142,17 @@ if (run) {
   }));
 
   test('a bad config at start exits non-zero naming the offending path', () => scratch('agent bad config', 20000, async (s) => {
-    const address = uniqueAgentAddress('71');
-    const failed = await startAgentProcess(s.children, s.dir, baseConfig(address, { limits: { connectionsPerIdentity: -1 } })).then(() => undefined, (e: Error) => e);
-    assert.ok(failed, 'agent did not start');
-    assert.match(failed!.message, /\/limits\/connectionsPerIdentity/);
-    assert.match(failed!.message, /ERR_AGENT_CONFIG/);
+    const path = join(s.dir, 'bad.yaml');
+    writeFileSync(path, stringify(baseConfig(uniqueAgentAddress('71'), { limits: { connectionsPerIdentity: -1 } })));
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = s.children.add(spawn(process.execPath, [cliPath(), 'agent', '--config', path], { stdio: ['ignore', 'ignore', 'pipe'] }));
+      let stderr = '';
+      child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+      child.once('close', (code) => resolve({ code, stderr }));
+    });
+    assert.is(result.code, 1, result.stderr);
+    assert.match(result.stderr, /ERR_AGENT_CONFIG/);
+    assert.match(result.stderr, /bad\.yaml: \/limits\/connectionsPerIdentity/);
   }));
 }
 

@@ -193,7 +193,10 @@ export class Agent extends EventEmitter {
     return [...this.#listeners.values()].map((l) => l.label);
   }
 
-  /** Starts accepting control connections on another socket; returns its id for removeControlSocket(). */
+  /**
+   * Starts accepting control connections on another socket; returns its id for removeControlSocket().
+   * Throws synchronously (ERR_INVALID_ARG, ERR_NATIVE) on a bad fd or identity; the fd then stays the caller's.
+   */
   addControlSocket(o: AddListenerOptions): string {
     if (this.#closed) throw ringwireError('ERR_AGENT_UNAVAILABLE', 'agent is closed');
     if ((o.fd === undefined) === (o.address === undefined)) throw ringwireError('ERR_INVALID_ARG', 'addControlSocket needs exactly one of fd and address');
@@ -507,7 +510,7 @@ export class Agent extends EventEmitter {
     }
     return {
       pid: process.pid,
-      listeners: [...this.#listeners.values()].map((l) => ({ id: l.id, address: l.label, identity: l.identity?.spiffe ?? null, sessions: l.sessions.size })),
+      listeners: [...this.#listeners.values()].map((l) => ({ id: l.id, label: l.label, address: l.label, identity: l.identity?.spiffe ?? null, sessions: l.sessions.size })),
       sessions: this.#sessions.size,
       services,
       connections: [...this.#channels.values()].map((ch) => ({
@@ -536,7 +539,8 @@ export class Agent extends EventEmitter {
 
 export interface AgentStatus {
   pid: number;
-  listeners: Array<{ id: string; address: string; identity: string | null; sessions: number }>;
+  /** `label` and `address` are the same text: the address bound, or the label given with an fd. */
+  listeners: Array<{ id: string; label: string; address: string; identity: string | null; sessions: number }>;
   sessions: number;
   services: Record<string, Array<{ instance: string; identity: string | null; pid: number; version: string | null; labels: Record<string, string>; inFlight: number; maxConnections: number | null }>>;
   connections: Array<{ channel: number; service: string; source: string | null; sourcePid: number; instance: string; openedAt: string; bytesSent: number; bytesReceived: number }>;

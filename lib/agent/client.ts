@@ -27,7 +27,7 @@ export interface AgentClientOptions extends ChannelOptions {
   /** Reconnect (with backoff, 25 ms doubling to 500 ms) after the agent goes away; default true. */
   reconnect?: boolean;
   /** How long a register/connect/status waits for the agent's answer; default 5 s. */
-  requestTimeoutMs?: number;
+  controlTimeoutMs?: number;
   /** Ring sizes this side asks for or accepts on brokered channels (as connect()/listen()). */
   sendRingBytes?: number;
   receiveRingBytes?: number;
@@ -151,7 +151,7 @@ export class AgentClient extends EventEmitter {
     const id = kind === 'welcome' ? 0 : this.#nextId++;
     const full = kind === 'welcome' ? msg : { ...msg, id };
     return new Promise((resolve, reject) => {
-      const timeoutMs = this.#opts.requestTimeoutMs ?? 5000;
+      const timeoutMs = this.#opts.controlTimeoutMs ?? 5000;
       const timer = setTimeout(() => {
         this.#pending.delete(id);
         reject(ringwireError('ERR_TIMEOUT', `the agent did not answer ${msg.op} within ${timeoutMs} ms`));

@@ -1,6 +1,7 @@
 /**
  * The README's examples are promises: extract every ```js block, point its `ringwire` imports at
- * this build, run it in a child process, and check what it prints.
+ * this build (and other packages at this checkout's node_modules), run it in a child process, and
+ * check what it prints.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -14,6 +15,16 @@ const root = new URL('../../', import.meta.url);
 const readme = readFileSync(new URL('README.md', root), 'utf8');
 const entry = pathToFileURL(join(new URL('dist/lib/index.js', root).pathname)).href;
 const agentEntry = pathToFileURL(join(new URL('dist/lib/agent/index.js', root).pathname)).href;
+const httpEntry = pathToFileURL(join(new URL('dist/lib/http/index.js', root).pathname)).href;
+
+/** Points the example's imports at this build and at the packages this checkout installed. */
+function localize(code: string): string {
+  return code
+    .replaceAll("'ringwire'", `'${entry}'`)
+    .replaceAll("'ringwire/agent'", `'${agentEntry}'`)
+    .replaceAll("'ringwire/http'", `'${httpEntry}'`)
+    .replace(/from '([a-z@][^':]*)'/g, (m, name: string) => (name.startsWith('node:') ? m : `from '${import.meta.resolve(name)}'`));
+}
 const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]!);
 
 /** What each example must print, in order of the blocks. */
@@ -23,6 +34,7 @@ const expected: RegExp[][] = [
   [/^peer is this process$/m, /^message fire and forget$/m, /^reply HELLO$/m, /^2 messages sent$/m],
   [/^hi \/over-ringwire$/m],
   [/^invoice for order 42$/m, /^order 43 accepted$/m, /^identity spiffe:\/\/cluster.local\/ns\/shop\/sa\/app$/m],
+  [/^\{ id: '42' \}$/m, /^\{ hello: 'world' \}$/m],
 ];
 
 function run(file: string): Promise<{ code: number; out: string }> {
@@ -42,7 +54,7 @@ blocks.forEach((code, i) => {
     const tmp = makeTempDir();
     try {
       const file = join(tmp.dir, `example-${i + 1}.mjs`);
-      writeFileSync(file, code.replaceAll("'ringwire'", `'${entry}'`).replaceAll("'ringwire/agent'", `'${agentEntry}'`));
+      writeFileSync(file, localize(code));
       const { code: exit, out } = await run(file);
       assert.is(exit, 0, out);
       for (const re of expected[i] ?? []) assert.match(out, re);

@@ -228,7 +228,7 @@ if (addonAvailable() && hasCniTools()) {
     }));
     // The package the installer copies: what the image holds (dist and the addon).
     const app = mkdtempSync(join(s.dir, 'app-'));
-    for (const part of ['package.json', 'dist', 'build']) symlinkSync(join(ROOT, part), join(app, part));
+    for (const part of ['package.json', 'dist', 'build', 'prebuilds']) if (existsSync(join(ROOT, part))) symlinkSync(join(ROOT, part), join(app, part));
     // Of node_modules, the plugin needs only the addon loader at run time.
     mkdirSync(join(app, 'node_modules'));
     symlinkSync(join(ROOT, 'node_modules', 'node-gyp-build'), join(app, 'node_modules', 'node-gyp-build'));

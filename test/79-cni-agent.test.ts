@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -91,12 +91,14 @@ if (run) {
     const socket = join(s.dir, 'cni.sock');
     const state = join(s.dir, 'pods.json');
     const startDaemon = async (): Promise<ChildProcess> => {
-      const child = s.children.add(spawn(process.execPath, [CLI, 'node-agent', `--config=${config}`, `--listen=@rw79r-${process.pid}`, `--cni-socket=${socket}`, `--state=${state}`], { stdio: ['ignore', 'ignore', 'pipe'] }));
+      // The agent runs in the node's namespace, as a hostNetwork DaemonSet pod does (`ip netns exec` execs it: same pid).
+      const child = s.children.add(spawn('ip', ['netns', 'exec', node.node, process.execPath, CLI, 'node-agent', `--config=${config}`, `--listen=@rw79r-${process.pid}`, `--cni-socket=${socket}`, `--state=${state}`], { stdio: ['ignore', 'ignore', 'pipe'] }));
       // Its one "listening on" line on stderr says the event socket is up.
       for await (const line of createInterface({ input: child.stderr! })) if (/CNI events on/.test(line)) break;
       return child;
     };
     let daemon = await startDaemon();
+    assert.is(readlinkSync(`/proc/${daemon.pid}/ns/net`), (await node.exec(['readlink', '/proc/self/ns/net'])).stdout.trim(), 'the agent runs in the node namespace');
     const rt = new Runtime(node, bridgeConflist(s.dir, 'rw79r', '10.79.9.0/24', socket));
     const a: Attachment = { containerId: 'pa', netns: node.addPod('a'), ifName: 'eth0', args: k8s('a') };
     const b: Attachment = { containerId: 'pb', netns: node.addPod('b'), ifName: 'eth0', args: k8s('b') };

@@ -9,6 +9,7 @@ import { ivshmemServerCommand } from '../lib/ivshmem/cli.js';
 import { vhostUserRngCommand, vhostUserSwitchCommand } from '../virtio/devices/cli.js';
 import { cniInstallCommand } from '../lib/cni/cli.js';
 import { GEN_SUMMARY, typesGenCommand } from '../lib/types/cli.js';
+import { nodeAgentCommand } from '../lib/cni/node-agent.js';
 
 type Command = { run(argv: string[]): Promise<number>; summary: string };
 
@@ -18,6 +19,7 @@ const commands: Record<string, Command> = {
   'vhost-user-switch': { run: vhostUserSwitchCommand, summary: 'learning L2 switch between VMs (vhost-user-net), with host ports' },
   'vhost-user-rng': { run: vhostUserRngCommand, summary: 'vhost-user-rng back-end (the guest reads /dev/hwrng)' },
   gen: { run: (argv) => typesGenCommand(argv), summary: GEN_SUMMARY },
+  'node-agent': { run: nodeAgentCommand, summary: 'the agent with the CNI pod manager: a socket in every pod (Kubernetes DaemonSet)' },
   'cni-install': { run: cniInstallCommand, summary: 'copy ringwire-cni into the node and chain it into its CNI configuration (DaemonSet)' },
 };
 

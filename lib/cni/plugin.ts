@@ -108,6 +108,7 @@ async function ask(conf: RingwireNetConf, event: PodEvent): Promise<EventReply> 
   try {
     sock = await FdSocket.connect(conf.agentSocket, { timeoutMs: conf.timeoutMs, maxFds: 0 });
   } catch (err) {
+    if (isRingwireError(err, 'ERR_ADDON_MISSING')) throw new CniError(CniCode.IO_FAILURE, 'ringwire-cni cannot load its native addon', err.message);
     const { ENOENT, ECONNREFUSED } = constants.errno;
     const down = isRingwireError(err) && (err.errno === ENOENT || err.errno === ECONNREFUSED);
     throw new CniError(

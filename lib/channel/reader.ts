@@ -76,6 +76,8 @@ export class Reader {
   #large: Buffer | undefined;
   #largeFilled = 0;
   #maxLarge: number;
+  /** A Buffer over the inbound ring's data, made once, to copy payloads out of. */
+  #ringBuffer: Buffer | undefined;
 
   constructor(link: Link, state: Readonly<ChannelState>, requests: Requests, abort: AbortSignal, opts: ReaderOptions, hooks: ReaderHooks) {
     this.#link = link;
@@ -324,6 +326,21 @@ export class Reader {
     this.#hooks.drained();
   }
 
+  /**
+   * A copy of a record's payload in a Buffer of its own, without a view of the ring allocated on
+   * the way (one object per message instead of three: what a busy side allocates, it must collect,
+   * and those pauses land in its round trips).
+   */
+  #copyOut(data: Uint8Array, offset: number, length: number): Buffer {
+    let ring = this.#ringBuffer;
+    if (ring === undefined || ring.buffer !== data.buffer || ring.byteOffset !== data.byteOffset || ring.length !== data.length) {
+      ring = this.#ringBuffer = Buffer.from(data.buffer, data.byteOffset, data.length);
+    }
+    const out = Buffer.allocUnsafe(length);
+    ring.copy(out, 0, offset, offset + length);
+    return out;
+  }
+
   /** The last piece arrived: the whole message is delivered like any other (it is ours, not the ring's). */
   #finishLarge(): void {
     const whole = this.#large!;
@@ -338,14 +355,14 @@ export class Reader {
         this.#hooks.message(data.subarray(offset, offset + length));
         return;
       case Kind.Request:
-        this.#hooks.request(idOf(type), Buffer.from(data.subarray(offset, offset + length)));
+        this.#hooks.request(idOf(type), this.#copyOut(data, offset, length));
         return;
       case Kind.Response:
         if (idOf(type) === this.#watchId) {
           this.#responses?.observe((performance.now() - this.#watchSince) * 1000);
           this.#watchId = -1;
         }
-        this.#requests.answer(idOf(type), Buffer.from(data.subarray(offset, offset + length)));
+        this.#requests.answer(idOf(type), this.#copyOut(data, offset, length));
         return;
       case Kind.ErrorResponse:
         this.#requests.fail(idOf(type), ringwireError('ERR_REMOTE', `the peer's handler failed: ${Buffer.from(data.subarray(offset, offset + length)).toString()}`));

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ringwireError } from '../errors.js';
-import { startAgent, type AgentStatus } from './agent.js';
+import { startAgent, type Agent, type AgentStatus } from './agent.js';
 import { AgentClient } from './client.js';
 
 export const AGENT_USAGE = `usage: ringwire agent --config FILE [--listen ADDRESS]...
@@ -64,10 +64,20 @@ export async function agentCommand(argv: string[]): Promise<number> {
   agent.on('error', (err) => note(`error: ${err.message}`));
   agent.on('refused', (reason) => note(`refused a control connection: ${reason}`));
   note(`listening on ${agent.addresses.join(', ')}${agent.metricsAddresses.length ? `; metrics on ${agent.metricsAddresses.join(', ')}` : ''}`);
+  await reloadUntilStopped(agent, values.config, note);
+  await agent.close();
+  return 0;
+}
+
+/**
+ * The daemon's foreground life: SIGHUP reloads `configPath` (a bad one keeps the old config, and
+ * says why), SIGTERM or SIGINT returns so the caller drains and closes.
+ */
+export async function reloadUntilStopped(agent: Agent, configPath: string, note: (line: string) => void): Promise<void> {
   const onHup = (): void => {
     try {
       const { revoked } = agent.reload();
-      note(`reloaded ${values.config}; ${revoked} channels revoked`);
+      note(`reloaded ${configPath}; ${revoked} channels revoked`);
     } catch (err) {
       note(`reload failed, keeping the old config: ${(err as Error).message}`);
     }
@@ -79,6 +89,4 @@ export async function agentCommand(argv: string[]): Promise<number> {
   });
   process.off('SIGHUP', onHup);
   note('draining');
-  await agent.close();
-  return 0;
 }

@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { ringwireError } from '../errors.js';
 import { startAgent } from '../agent/index.js';
+import { reloadUntilStopped } from '../agent/cli.js';
 import { inClusterApi, serviceAccountFromApi } from './kube.js';
 import { startPodManager } from './pod-manager.js';
 import { DEFAULT_AGENT_SOCKET } from './spec.js';
@@ -56,21 +57,7 @@ export async function nodeAgentCommand(argv: string[]): Promise<number> {
     throw err;
   }
   note(`listening on ${agent.addresses.join(', ')}; CNI events on ${pods.eventSocket}; ${pods.pods().length} pods restored; service accounts ${api ? `from the API server at ${api.host}` : "are all 'default' (not in a cluster)"}`);
-  const onHup = (): void => {
-    try {
-      const { revoked } = agent.reload();
-      note(`reloaded ${values.config}; ${revoked} channels revoked`);
-    } catch (err) {
-      note(`reload failed, keeping the old config: ${(err as Error).message}`);
-    }
-  };
-  process.on('SIGHUP', onHup);
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
-  process.off('SIGHUP', onHup);
-  note('draining');
+  await reloadUntilStopped(agent, values.config, note);
   await pods.close();
   await agent.close();
   return 0;

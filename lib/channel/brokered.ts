@@ -8,12 +8,12 @@
 import { ringwireError } from '../errors.js';
 import { FdSocket, type PeerCred } from '../native/unix-socket.js';
 import { closeFd } from '../native/native.js';
-import { Channel } from './channel.js';
+import { channelOnLink, type Channel } from './channel.js';
 import type { ChannelOptions } from './options.js';
-import { DEFAULT_HANDSHAKE_TIMEOUT_MS, sendDisconnect, type HandshakeError } from './handshake.js';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, abandonHandshake } from './handshake.js';
 import { clientHandshake } from './handshake-client.js';
 import { DEFAULT_MAX_RING_BYTES, checkLimits, serverHandshake } from './handshake-server.js';
-import { DisconnectCode, MAX_HANDSHAKE_MESSAGE } from './protocol.js';
+import { MAX_HANDSHAKE_MESSAGE } from './protocol.js';
 import type { Link } from './link.js';
 
 export interface SocketChannelOptions extends ChannelOptions {
@@ -65,15 +65,8 @@ export async function channelOverSocket(fd: number, o: SocketChannelOptions): Pr
       throw ringwireError('ERR_INVALID_ARG', `role must be 'client' or 'server', got ${String(o.role)}`);
     }
   } catch (err) {
-    const e = err as HandshakeError;
-    if (e.disconnectCode !== undefined) sendDisconnect(sock, e.disconnectCode, e.message);
-    sock.close();
+    abandonHandshake(sock, err);
     throw err;
   }
-  try {
-    return new Channel(link, o);
-  } catch (err) {
-    link.close(DisconnectCode.Internal, (err as Error).message);
-    throw err;
-  }
+  return channelOnLink(link, o);
 }

@@ -372,3 +372,13 @@ export class Channel extends EventEmitter {
   /** The largest correlation id before ids wrap (2^27 - 1). */
   static readonly maxRequestId = MAX_REQUEST_ID;
 }
+
+/** A Channel over a link that just completed its handshake; if the channel cannot be made, the link is closed with the reason. */
+export function channelOnLink(link: Link, opts: ChannelOptions): Channel {
+  try {
+    return new Channel(link, opts);
+  } catch (err) {
+    link.close(DisconnectCode.Internal, (err as Error).message);
+    throw err;
+  }
+}

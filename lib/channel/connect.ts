@@ -6,11 +6,11 @@
 import { ringwireError } from '../errors.js';
 import { FdSocket } from '../native/unix-socket.js';
 import { parseAddress, socketAddress } from './address.js';
-import { Channel, type ChannelOptions } from './channel.js';
-import { DEFAULT_HANDSHAKE_TIMEOUT_MS, sendDisconnect, type HandshakeError } from './handshake.js';
+import { channelOnLink, type Channel, type ChannelOptions } from './channel.js';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, abandonHandshake } from './handshake.js';
 import { clientHandshake } from './handshake-client.js';
 import { DEFAULT_MAX_RING_BYTES, secretBytes } from './handshake-server.js';
-import { DisconnectCode, MAX_HANDSHAKE_MESSAGE, NAME_BYTES } from './protocol.js';
+import { MAX_HANDSHAKE_MESSAGE, NAME_BYTES } from './protocol.js';
 import { isPowerOfTwo } from '../ring/layout.js';
 import type { Link } from './link.js';
 import { connectInproc } from './inproc.js';
@@ -66,16 +66,9 @@ export async function connect(address: string, opts: ConnectOptions = {}): Promi
     try {
       link = await clientHandshake(sock, sock.peerCred(), { name, secret, sendRingBytes, receiveRingBytes, maxRingBytes, timeoutMs, spin: opts.spin, address: a.text });
     } catch (err) {
-      const e = err as HandshakeError;
-      if (e.disconnectCode !== undefined) sendDisconnect(sock, e.disconnectCode, e.message);
-      sock.close();
+      abandonHandshake(sock, err);
       throw err;
     }
   }
-  try {
-    return new Channel(link, opts);
-  } catch (err) {
-    link.close(DisconnectCode.Internal, (err as Error).message);
-    throw err;
-  }
+  return channelOnLink(link, opts);
 }

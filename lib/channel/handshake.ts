@@ -163,6 +163,13 @@ export function sendDisconnect(sock: FdSocket, code: DisconnectCode, reason: str
   }
 }
 
+/** A handshake of ours failed: tell the peer why when the failure carries a Disconnect code, then close. */
+export function abandonHandshake(sock: FdSocket, err: unknown): void {
+  const e = err as HandshakeError;
+  if (e.disconnectCode !== undefined) sendDisconnect(sock, e.disconnectCode, e.message);
+  sock.close();
+}
+
 export type Role = 'server' | 'client';
 
 /** The direction this side produces into. */

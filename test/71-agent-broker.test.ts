@@ -13,27 +13,13 @@ import { isRingwireError, type RingwireError } from '../lib/errors.js';
 import { connectAgent, type AgentClient } from '../lib/agent/index.js';
 import type { Channel } from '../lib/channel/channel.js';
 import { requireOrSkip, scratch, type Scratch } from './helpers/index.js';
-import { cliPath, startAgentPeer, startAgentProcess, uniqueAgentAddress } from './helpers/agent.js';
+import { cliPath, startAgentPeer, startAgentProcess, uniqueAgentAddress, agentClient, agentConfig } from './helpers/agent.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 
-function baseConfig(address: string, extra: object = {}): object {
-  return {
-    version: 1,
-    listen: [address],
-    reportIntervalSeconds: 0.1,
-    identities: [{ match: { uid: 0 }, namespace: 'shop', serviceAccount: 'orders' }],
-    services: { orders: { serve: ['cluster.local/ns/shop/sa/orders'] } },
-    ...extra,
-  };
-}
+const baseConfig = agentConfig;
 
-async function client(s: Scratch, address: string): Promise<AgentClient> {
-  const c = await connectAgent({ address });
-  c.on('error', () => {});
-  s.defer(() => c.close());
-  return c;
-}
+const client = agentClient;
 
 /** Registers `orders` answering `v1:<request>`; resolves the server-side channels as they open. */
 async function serveOrders(s: Scratch, address: string, opened: Channel[] = []): Promise<Channel[]> {

@@ -11,25 +11,13 @@ import { closeAll } from '../lib/native/unix-socket-sys.js';
 import { isRingwireError, type RingwireError } from '../lib/errors.js';
 import { connectAgent, startAgent, type Agent, type AgentClient } from '../lib/agent/index.js';
 import { requireOrSkip, scratch, type Scratch } from './helpers/index.js';
-import { startAgentPeer, startAgentProcess, uniqueAgentAddress } from './helpers/agent.js';
+import { startAgentPeer, startAgentProcess, uniqueAgentAddress, agentClient, agentConfig } from './helpers/agent.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 
-function config(address: string, extra: object = {}): Record<string, unknown> {
-  return {
-    version: 1, listen: [address], reportIntervalSeconds: 0.1,
-    identities: [{ match: { uid: 0 }, namespace: 'shop', serviceAccount: 'orders' }],
-    services: { orders: { serve: ['cluster.local/ns/shop/sa/orders'] } },
-    ...extra,
-  };
-}
+const config = agentConfig;
 
-async function client(s: Scratch, address: string): Promise<AgentClient> {
-  const c = await connectAgent({ address });
-  c.on('error', () => {});
-  s.defer(() => c.close());
-  return c;
-}
+const client = agentClient;
 
 async function inProcessAgent(s: Scratch, extra: object = {}): Promise<{ agent: Agent; address: string; log: Array<Record<string, unknown>> }> {
   const address = uniqueAgentAddress('72');

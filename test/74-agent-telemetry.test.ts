@@ -11,25 +11,13 @@ import { FdSocket } from '../lib/native/unix-socket.js';
 import { isRingwireError, type RingwireError } from '../lib/errors.js';
 import { connectAgent, startAgent, type AgentClient } from '../lib/agent/index.js';
 import { requireOrSkip, scratch, type Scratch } from './helpers/index.js';
-import { startAgentProcess, uniqueAgentAddress } from './helpers/agent.js';
+import { startAgentProcess, uniqueAgentAddress, agentClient, agentConfig } from './helpers/agent.js';
 
 const run = requireOrSkip('native addon', addonAvailable());
 
-function config(address: string, extra: object = {}): Record<string, unknown> {
-  return {
-    version: 1, listen: [address], reportIntervalSeconds: 0.1,
-    identities: [{ match: { uid: 0 }, namespace: 'shop', serviceAccount: 'orders' }],
-    services: { orders: { serve: ['cluster.local/ns/shop/sa/orders'] } },
-    ...extra,
-  };
-}
+const config = agentConfig;
 
-async function client(s: Scratch, address: string): Promise<AgentClient> {
-  const c = await connectAgent({ address });
-  c.on('error', () => {});
-  s.defer(() => c.close());
-  return c;
-}
+const client = agentClient;
 
 function get(o: { url?: string; socketPath?: string }): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import type { Children } from './index.js';
+import type { Children, Scratch } from './index.js';
+import { connectAgent, type AgentClient } from '../../lib/agent/index.js';
 
 const CLI = fileURLToPath(new URL('../../bin/ringwire.js', import.meta.url));
 const PEER = fileURLToPath(new URL('../workers/agent-peer.js', import.meta.url));
@@ -83,4 +84,22 @@ export async function startAgentPeer(children: Children, job: object, wrapper: s
 
 export function cliPath(): string {
   return CLI;
+}
+
+/** An agent config for tests: `address` to listen on, uid 0 as shop/orders, which may serve 'orders'; `extra` overrides. */
+export function agentConfig(address: string, extra: object = {}): Record<string, unknown> {
+  return {
+    version: 1, listen: [address], reportIntervalSeconds: 0.1,
+    identities: [{ match: { uid: 0 }, namespace: 'shop', serviceAccount: 'orders' }],
+    services: { orders: { serve: ['cluster.local/ns/shop/sa/orders'] } },
+    ...extra,
+  };
+}
+
+/** An agent client of `address`, closed when the test's scratch is cleaned up. */
+export async function agentClient(s: Scratch, address: string): Promise<AgentClient> {
+  const c = await connectAgent({ address });
+  c.on('error', () => {});
+  s.defer(() => c.close());
+  return c;
 }

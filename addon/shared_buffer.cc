@@ -96,6 +96,7 @@ void UnmapSpan(void* data, void* hint) {
   delete s;
 }
 
+#ifndef RINGWIRE_SAB_FORCE_V8
 // True when the running Node exports the function and it works for this module: a probe over a
 // static word (no finalizer, the memory is never freed).
 bool ExternalWorks(Napi::Env env) {
@@ -105,6 +106,7 @@ bool ExternalWorks(Napi::Env env) {
   return node_api_create_external_sharedarraybuffer(env, &probe, sizeof(probe), nullptr, nullptr, &result) ==
          napi_ok;
 }
+#endif
 
 const char* BuildMode() {
 #if defined(RINGWIRE_SAB_EXTERNAL_ONLY)

@@ -57,7 +57,9 @@ if (run) {
   });
 
   test('the addon file is the prebuild for this platform and Node, or a source build against this Node\'s headers', () => {
-    if (process.env.PREBUILDS_ONLY) {
+    const fromPrebuild = relative(packageRoot, addonPath).startsWith('prebuilds/');
+    if (process.env.PREBUILDS_ONLY) assert.ok(fromPrebuild, `PREBUILDS_ONLY is set, yet ${addonPath} loaded`);
+    if (fromPrebuild) {
       assert.is(relative(packageRoot, dirname(addonPath)), `prebuilds/linux-${process.arch}`);
       if (process.versions.modules === '115') {
         assert.is(basename(addonPath), 'ringwire.abi115.glibc.node', 'Node 20 takes its ABI-specific prebuild');

@@ -13,7 +13,7 @@
  *
  * Concurrency contract: one dispatcher per thread; everything runs on its event loop.
  */
-import { Dispatcher, errors as undiciErrors } from 'undici';
+import { Dispatcher, FormData as UndiciFormData, Response as UndiciResponse, errors as undiciErrors } from 'undici';
 import type { Channel } from '../channel/channel.js';
 import { connect, type ConnectOptions } from '../channel/connect.js';
 import { ringwireError, type RingwireError } from '../errors.js';
@@ -59,6 +59,8 @@ interface Controller {
   readonly aborted: boolean;
   readonly paused: boolean;
   readonly reason: Error | null;
+  /** The response head's raw fields, as undici 8's fetch reads them from the controller. */
+  readonly rawHeaders: Buffer[] | null;
   abort(reason?: Error): void;
   pause(): void;
   resume(): void;
@@ -110,9 +112,11 @@ function normalizeBody(body: unknown, fields: FieldList): Body {
   if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   if (body instanceof ArrayBuffer) return Buffer.from(body);
   if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  // By tag, not instanceof: undici's own FormData is not the global one.
+  // By tag, not instanceof: undici's own FormData is not the global one. Each Response serializes
+  // only its own undici's FormData (Node 24+ bundles another undici than the package's), so the
+  // package's FormData goes through the package's Response and any other through the global one.
   if ((body as { [Symbol.toStringTag]?: string })[Symbol.toStringTag] === 'FormData') {
-    const r = new Response(body as FormData);
+    const r = body instanceof UndiciFormData ? new UndiciResponse(body) : new Response(body as FormData);
     fields.push('content-type', r.headers.get('content-type')!);
     return r.body as unknown as AsyncIterable<Uint8Array>;
   }
@@ -138,6 +142,7 @@ class ClientExchange implements Controller {
   readonly outflow: Outflow;
   /** performance.now() after which the sweep fails this exchange. */
   deadline = Infinity;
+  rawHeaders: Buffer[] | null = null;
   #headersTimeout: number;
   #bodyTimeout: number;
   #gotHead = false;
@@ -230,6 +235,7 @@ class ClientExchange implements Controller {
     this.#gotHead = true;
     this.deadline = this.#bodyTimeout > 0 ? performance.now() + this.#bodyTimeout : Infinity;
     if (this.#modern) {
+      this.rawHeaders = raw;
       this.#modern.onResponseStart?.(this, status, headersObject(raw), reason);
     } else {
       this.#legacy!.onResponseStarted?.();
@@ -541,7 +547,7 @@ export class RingwireDispatcher extends Dispatcher {
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     const h = handler as LegacyHandler & ControllerHandler;
     const fail = (err: Error): void => {
-      if (typeof h.onResponseError === 'function') h.onResponseError({ aborted: true, paused: false, reason: err, abort() {}, pause() {}, resume() {} }, err);
+      if (typeof h.onResponseError === 'function') h.onResponseError({ aborted: true, paused: false, reason: err, rawHeaders: null, abort() {}, pause() {}, resume() {} }, err);
       else h.onError?.(err);
     };
     if (this.#closed) {

@@ -26,7 +26,7 @@ export const QUICK_RATES = [10_000];
 export const PACED_SIZE = 64;
 
 export const USAGE = `usage: npm run bench -- [options]
-  --quick          small sample counts and sizes ${QUICK_SIZES.join(', ')} (under a minute in all)
+  --quick          small sample counts and sizes ${QUICK_SIZES.join(', ')} (about two minutes for the 30 transports)
   --json FILE      write { env, results } as in the design's benchmark output contract
   --svg FILE       write a self-contained SVG of latency percentiles and throughput by size
   --only a,b       measure only these transports (uds is always kept as the baseline)
@@ -73,7 +73,7 @@ export function parseArgs(argv: readonly string[]): Options {
   return {
     quick, json, svg, only, repeat, pin, list, help,
     sizes: sizes ?? (quick ? QUICK_SIZES : FULL_SIZES),
-    // Quick: about 6 s per transport, so eight transports stay under a minute.
+    // Quick: 2-6 s per transport; the 30 registered take about two minutes.
     pingpong: quick ? { warmup: 2000, samples: 20_000, maxMs: 800 } : { warmup: 10_000, samples: 100_000, maxMs: 20_000 },
     bursts: quick ? { maxTime: 0.25, minSamples: 5 } : { maxTime: 2, minSamples: 10 },
     paced: { rates: rates ?? (quick ? QUICK_RATES : FULL_RATES), seconds: quick ? 0.5 : 2 },

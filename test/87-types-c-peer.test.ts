@@ -9,11 +9,12 @@ import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { FdServer, type FdSocket } from '../lib/native/unix-socket.js';
-import { FdInbox, attachMpscConsumer, attachMpscProducer, createMpscConsumerHalf, createMpscProducerHalf } from '../lib/process/process-ring.js';
+import { FdServer } from '../lib/native/unix-socket.js';
+import { attachMpscConsumer, attachMpscProducer, createMpscConsumerHalf, createMpscProducerHalf } from '../lib/process/process-ring.js';
 import { native } from '../lib/native/native.js';
 import { isRingwireError } from '../lib/errors.js';
 import { scratch } from './helpers/index.js';
+import { spawnSocketPeer } from './helpers/ring-child.js';
 import { compileC, haveCc, startScratchEcho } from './types/c-peer.js';
 import * as K from './types/kitchen.js';
 import { echoed, sample } from './types/sample.js';
@@ -130,18 +131,7 @@ test('Node MPSC producers feed a C MPSC consumer; one leaves a reservation uncom
   if (!haveCc()) return;
   await scratch('c mpsc consumer', 90_000, async (s) => {
     const binary = compileC(s.dir, 'mpsc-consumer');
-    const path = join(s.dir, 'mpscq.sock');
-    const server = FdServer.listen(path, { type: 'seqpacket' });
-    s.defer(() => server.close());
-    const accepted = new Promise<FdSocket>((resolve) => server.once('connection', resolve));
-    const child = s.children.add(spawn(binary, [path, String(1 << 12)], { stdio: ['ignore', 'pipe', 'inherit'] }));
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    const sock = await accepted;
-    s.defer(() => sock.close());
-    const inbox = new FdInbox(sock);
-    s.defer(() => inbox.close());
+    const { sock, inbox, exited, out: printed } = await spawnSocketPeer(s, 'mpscq', binary, (path) => [path, String(1 << 12)]);
     const hello = await inbox.next(10_000);
     assert.is(hello.data.toString(), 'rwq1');
     const copies = hello.fds.map((fd) => native().dup(fd));
@@ -161,7 +151,7 @@ test('Node MPSC producers feed a C MPSC consumer; one leaves a reservation uncom
     }
     while (!live.ring.send(new Uint8Array(0), 2)) await live.ring.waitForSpace(0, { timeoutMs: 10_000 });
     assert.is(await exited, 0);
-    const [valid, invalid, abandoned, parks] = out.trim().split(' ').map(Number) as [number, number, number, number];
+    const [valid, invalid, abandoned, parks] = printed().trim().split(' ').map(Number) as [number, number, number, number];
     console.log(`  C consumer: ${valid} valid, ${invalid} invalid, ${abandoned} abandoned skipped, ${parks} parks; Node producer waited for space ${live.ring.stats().fullWaits} times`);
     assert.equal([valid, invalid, abandoned], [COUNT, 0, 1]);
     assert.throws(() => dead.ring.commit(), (e: unknown) => isRingwireError(e, 'ERR_TIMEOUT'), 'the late commit is refused');

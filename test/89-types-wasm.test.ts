@@ -12,15 +12,12 @@ import { native } from '../lib/native/native.js';
 import { generate } from '../lib/types/index.js';
 import { OrderView, measureOrder, sendOrder, writeOrder, type Order } from '../bench/codec-order.js';
 import { WA, buildOrderEcho, startWasmPeer, startWasmWorker } from '../bench/peers/ringwire-wasm.js';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { FdServer, type FdSocket } from '../lib/native/unix-socket.js';
-import { FdInbox } from '../lib/process/process-ring.js';
 import { CONSUMER_BLOCK_SIZE, RingKind, producerBlockSize } from '../lib/ring/layout.js';
 import { initConsumerBlock, initProducerBlock } from '../lib/ring/ring-memory.js';
 import { Region } from '../lib/native/region.js';
 import { EventFdDoorbell } from '../lib/native/doorbell-eventfd.js';
 import { scratch, withTimeout } from './helpers/index.js';
+import { spawnSocketPeer } from './helpers/ring-child.js';
 import { mapOver, memoryAddress } from './types/wasm-map.js';
 
 const src = (p: string): string => readFileSync(new URL(`../../${p}`, import.meta.url), 'utf8');
@@ -105,18 +102,8 @@ test('across processes: the peer\'s sealed memfds mapped over the module\'s line
     const pages = (n: number): number => Math.ceil(n / PAGE) * PAGE;
     const memory = new WA.Memory({ initial: 64, maximum: 64, shared: true });
     const base = memoryAddress(memory, 3 << 20);
-    const path = join(s.dir, 'wasm.sock');
-    const server = FdServer.listen(path, { type: 'seqpacket' });
-    s.defer(() => server.close());
-    const accepted = new Promise<FdSocket>((resolve) => server.once('connection', resolve));
-    const child = s.children.add(spawn(process.execPath, [new URL('./types/wasm-process-child.js', import.meta.url).pathname, path, '50', String(capacity)], { stdio: ['ignore', 'pipe', 'inherit'] }));
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    const sock = await accepted;
-    s.defer(() => sock.close());
-    const inbox = new FdInbox(sock);
-    s.defer(() => inbox.close());
+    const child = new URL('./types/wasm-process-child.js', import.meta.url).pathname;
+    const { sock, inbox, exited, out: printed } = await spawnSocketPeer(s, 'wasm', process.execPath, (path) => [child, path, '50', String(capacity)]);
     const hello = await inbox.next(10_000);
     const [reqProducerBlock, , repConsumerBlock, repDataBell] = hello.fds as [number, number, number, number];
     s.defer(() => hello.fds.forEach((fd) => native().close(fd)));
@@ -155,8 +142,8 @@ test('across processes: the peer\'s sealed memfds mapped over the module\'s line
     s.defer(() => worker.terminate());
     assert.is(await withTimeout('wasm serve', 60_000, () => worker.done), 50);
     assert.is(await exited, 0);
-    console.log(`  child: ${out.trim()}`);
-    assert.match(out, /^ok 50 /);
+    console.log(`  child: ${printed().trim()}`);
+    assert.match(printed(), /^ok 50 /);
   });
 });
 

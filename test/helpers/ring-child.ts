@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FdInbox } from '../../lib/process/process-ring.js';
 import { FdServer, type FdSocket } from '../../lib/native/unix-socket.js';
-import { withTimeout, type Children } from './index.js';
+import { withTimeout, type Children, type Scratch } from './index.js';
 import type { RingProducer } from '../../lib/ring/ring-types.js';
 import type { ChildParams, ChildRole } from '../workers/process-ring-child.js';
 import { messageLength, writeMessage } from '../workers/ring-worker.js';
@@ -92,4 +92,31 @@ export async function produceSequence(ring: RingProducer, count: number): Promis
     checksum = (checksum + seq + len) >>> 0;
   }
   return checksum;
+}
+
+export interface SocketPeer {
+  readonly sock: FdSocket;
+  readonly inbox: FdInbox;
+  /** Resolves with the child's exit code. */
+  readonly exited: Promise<number | null>;
+  /** What the child printed on stdout so far. */
+  out(): string;
+}
+
+/**
+ * Runs any program (a C peer, a node script) that connects to a fresh SOCK_SEQPACKET socket in the
+ * test's dir, whose path `args` places among its arguments; collects its stdout, and closes the
+ * socket and inbox when the test's scratch is cleaned up.
+ */
+export async function spawnSocketPeer(s: Scratch, name: string, command: string, args: (path: string) => string[]): Promise<SocketPeer> {
+  const path = join(s.dir, `${name}.sock`);
+  const server = s.own(FdServer.listen(path, { type: 'seqpacket' }));
+  const accepted = new Promise<FdSocket>((resolve) => server.once('connection', resolve));
+  const child = s.children.add(spawn(command, args(path), { stdio: ['ignore', 'pipe', 'inherit'] }));
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const sock = s.own(await accepted);
+  const inbox = s.own(new FdInbox(sock));
+  return { sock, inbox, exited, out: () => out };
 }
